@@ -1,0 +1,4 @@
+r"""Utility functions."""
+from torch_lie.utils.radius import radius_graph
+
+__all__ = ['radius_graph']
