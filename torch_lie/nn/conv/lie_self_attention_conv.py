@@ -1,0 +1,207 @@
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Parameter
+from torch_geometric.nn.conv import MessagePassing
+from torch_geometric.nn.dense.linear import Linear
+from torch_geometric.utils import degree, softmax
+
+ATTENTIONS = ('softmax', 'dot_product')
+COMBINES = ('sum', 'mlp', 'multiply')
+
+
+class LieSelfAttentionConv(MessagePassing):
+    r"""The equivariant self-attention layer from the `"LieTransformer:
+    Equivariant Self-Attention for Lie Groups"
+    <https://arxiv.org/abs/2012.10885>`_ paper, on lifted group elements
+    (see :class:`torch_lie.transforms.Lift`).
+
+    For every target element :math:`u` and head :math:`h`, the content and
+    location logits of a neighbour :math:`v \in \mathcal{N}(u)` are
+
+    .. math::
+        a^C_{uv,h} = \frac{\langle \mathbf{W}^Q_h \mathbf{x}_u,
+        \mathbf{W}^K_h \mathbf{x}_v \rangle}{\sqrt{d}}, \qquad
+        a^L_{uv,h} = \mathrm{MLP}_h(\mathbf{e}_{uv}),
+
+    with the invariant pair embedding :math:`\mathbf{e}_{uv}` as
+    :obj:`edge_attr` and per-head location MLPs :math:`\mathrm{edge\_dim}
+    \to \mathrm{kernel\_dim} \to \mathrm{kernel\_dim} \to 1` (Swish). They
+    are combined into :math:`a_{uv,h} = a^C + a^L` (:obj:`"sum"`), :math:`a^C
+    a^L` (:obj:`"multiply"`) or :math:`\mathrm{MLP}_h([a^C,
+    \mathbf{e}_{uv}])` (:obj:`"mlp"`), normalised over :math:`\mathcal{N}(u)`
+    by a softmax (:obj:`"softmax"`) or by :math:`1 / |\mathcal{N}(u)|`
+    (:obj:`"dot_product"`), and
+
+    .. math::
+        \mathbf{x}'_u = \mathbf{W}^O \, \Big\Vert_{h=1}^{H}
+        \sum_{v \in \mathcal{N}(u)} \alpha_{uv,h} \mathbf{W}^V_h
+        \mathbf{x}_v.
+
+    Every input of the weights is invariant, so the layer is equivariant.
+
+    Args:
+        in_channels (int): Size of each input sample.
+        out_channels (int): Size of each output sample; divisible by
+            :obj:`heads` (each head has :obj:`out_channels // heads`
+            channels).
+        edge_dim (int): Size of the pair embedding (the group's
+            :obj:`edge_dim`).
+        heads (int, optional): Number of attention heads. (default: :obj:`1`)
+        kernel_dim (int, optional): Hidden size of the location MLPs.
+            (default: :obj:`16`)
+        attention (str, optional): Normalisation, :obj:`"softmax"` or
+            :obj:`"dot_product"`. (default: :obj:`"softmax"`)
+        combine (str, optional): Combination of content and location,
+            :obj:`"sum"`, :obj:`"mlp"` or :obj:`"multiply"`.
+            (default: :obj:`"sum"`)
+        dropout (float, optional): Dropout probability of the normalised
+            attention weights. (default: :obj:`0.0`)
+        bias (bool, optional): If set to :obj:`False`, the linear maps learn
+            no bias. (default: :obj:`True`)
+        **kwargs (optional): Additional arguments of
+            :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    Shapes:
+        - **input:**
+          node features :math:`(|\mathcal{V}|, F_{in})`,
+          edge indices :math:`(2, |\mathcal{E}|)`,
+          pair embeddings :math:`(|\mathcal{E}|, D)`
+        - **output:** node features :math:`(|\mathcal{V}|, F_{out})` or
+          :math:`((|\mathcal{V}|, F_{out}), ((2, |\mathcal{E}|),
+          (|\mathcal{E}|, H)))` if :obj:`return_attention_weights=True`
+    """
+    def __init__(self, in_channels: int, out_channels: int, edge_dim: int,
+                 heads: int = 1, kernel_dim: int = 16,
+                 attention: str = 'softmax', combine: str = 'sum',
+                 dropout: float = 0.0, bias: bool = True, **kwargs):
+        kwargs.setdefault('aggr', 'add')
+        super().__init__(node_dim=0, **kwargs)
+        if out_channels % heads != 0:
+            raise ValueError(f"'out_channels' ({out_channels}) must be "
+                             f"divisible by 'heads' ({heads})")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"'attention' must be one of {ATTENTIONS} "
+                             f"(got '{attention}')")
+        if combine not in COMBINES:
+            raise ValueError(f"'combine' must be one of {COMBINES} "
+                             f"(got '{combine}')")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.edge_dim = edge_dim
+        self.heads = heads
+        self.head_dim = out_channels // heads
+        self.kernel_dim = kernel_dim
+        self.attention = attention
+        self.combine = combine
+        self.dropout = dropout
+
+        self.lin_query = Linear(in_channels, out_channels, bias=bias)
+        self.lin_key = Linear(in_channels, out_channels, bias=bias)
+        self.lin_value = Linear(in_channels, out_channels, bias=bias)
+        self.lin_out = Linear(out_channels, out_channels, bias=bias)
+
+        # The per-head location MLPs as grouped weights: the first layer is
+        # one matmul shared by all heads, the others are batched over heads.
+        self.kernel_in = Linear(edge_dim, heads * kernel_dim)
+        self.kernel_content = (Parameter(torch.empty(heads, kernel_dim))
+                               if combine == 'mlp' else None)
+        self.kernel_hidden = Parameter(torch.empty(heads, kernel_dim,
+                                                   kernel_dim))
+        self.kernel_hidden_bias = Parameter(torch.empty(heads, 1, kernel_dim))
+        self.kernel_out = Parameter(torch.empty(heads, kernel_dim, 1))
+        self.kernel_out_bias = Parameter(torch.empty(heads, 1, 1))
+
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        for lin in (self.lin_query, self.lin_key, self.lin_value,
+                    self.lin_out, self.kernel_in):
+            lin.reset_parameters()
+        # PyTorch's default for linear layers, applied per head.
+        bound = 1 / math.sqrt(self.kernel_dim)
+        for param in (self.kernel_hidden, self.kernel_hidden_bias,
+                      self.kernel_out, self.kernel_out_bias):
+            torch.nn.init.uniform_(param, -bound, bound)
+        if self.kernel_content is not None:
+            bound = 1 / math.sqrt(self.edge_dim + 1)
+            torch.nn.init.uniform_(self.kernel_content, -bound, bound)
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_attr: Tensor,
+        return_attention_weights: bool = False,
+    ) -> Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]]]:
+        r"""Runs the forward pass of the module.
+
+        Args:
+            x (torch.Tensor): Features of the lifted elements.
+            edge_index (torch.Tensor): Neighbourhoods, source to target.
+            edge_attr (torch.Tensor): Pair embeddings.
+            return_attention_weights (bool, optional): If set to
+                :obj:`True`, also returns the edges and their normalised
+                attention weights :obj:`[E, heads]`. (default: :obj:`False`)
+        """
+        if edge_attr.size(-1) != self.edge_dim:
+            raise ValueError(f"'edge_attr' has {edge_attr.size(-1)} columns "
+                             f"but the layer expects edge_dim="
+                             f"{self.edge_dim} (the group's pair embedding)")
+        H, C = self.heads, self.head_dim
+        query = self.lin_query(x).view(-1, H, C)
+        key = self.lin_key(x).view(-1, H, C)
+        value = self.lin_value(x).view(-1, H, C)
+
+        alpha = self.edge_updater(edge_index, query=query, key=key,
+                                  edge_attr=edge_attr)
+        out = self.propagate(edge_index, value=value, alpha=alpha)
+        out = self.lin_out(out.view(-1, H * C))
+
+        if return_attention_weights:
+            return out, (edge_index, alpha)
+        return out
+
+    def location_kernel(self, edge_attr: Tensor,
+                        content: Optional[Tensor] = None) -> Tensor:
+        r"""Per-head location MLPs of the pair embeddings :obj:`[E, D]`
+        (with the content logits :obj:`[E, H]` as an extra input for
+        :obj:`combine="mlp"`), returning logits :obj:`[E, H]`."""
+        h = self.kernel_in(edge_attr).view(-1, self.heads, self.kernel_dim)
+        if content is not None:
+            h = h + content.unsqueeze(-1) * self.kernel_content
+        h = F.silu(h).transpose(0, 1)  # [H, E, K]
+        h = F.silu(torch.baddbmm(self.kernel_hidden_bias, h,
+                                 self.kernel_hidden))
+        h = torch.baddbmm(self.kernel_out_bias, h, self.kernel_out)
+        return h.squeeze(-1).transpose(0, 1)
+
+    def edge_update(self, query_i: Tensor, key_j: Tensor, edge_attr: Tensor,
+                    index: Tensor, ptr: Optional[Tensor],
+                    dim_size: Optional[int]) -> Tensor:
+        content = (query_i * key_j).sum(dim=-1) / math.sqrt(self.head_dim)
+        if self.combine == 'mlp':
+            alpha = self.location_kernel(edge_attr, content)
+        elif self.combine == 'sum':
+            alpha = content + self.location_kernel(edge_attr)
+        else:
+            alpha = content * self.location_kernel(edge_attr)
+
+        if self.attention == 'softmax':
+            alpha = softmax(alpha, index, ptr, dim_size)
+        else:
+            deg = degree(index, dim_size, dtype=alpha.dtype)
+            alpha = alpha / deg.clamp(min=1)[index].unsqueeze(-1)
+        return F.dropout(alpha, p=self.dropout, training=self.training)
+
+    def message(self, value_j: Tensor, alpha: Tensor) -> Tensor:
+        return value_j * alpha.unsqueeze(-1)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'{self.out_channels}, edge_dim={self.edge_dim}, '
+                f'heads={self.heads})')
