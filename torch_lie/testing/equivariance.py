@@ -40,7 +40,7 @@ def equivariance_error(fn: Callable[[Tensor], Tensor], x: Tensor,
     for h in elements.to(torch.float64):
         moved = fn(act(h, x64).to(dtype)).to(torch.float64)
         expected = out if act_out is None else act_out(h, out)
-        errors.append((moved - expected).abs().max())
+        errors.append((moved - expected).detach().abs().max())
     return float(torch.stack(errors).max())
 
 

@@ -96,9 +96,12 @@ class Lift(BaseTransform):
                        batch: Optional[Tensor] = None) -> Tensor:
         r"""Point-level neighbourhoods :obj:`[2, E]` (source, target; sorted
         by target, then source), self loops included."""
-        if self.r is None and self.max_num_neighbors is None:
+        if self.r is None and (self.max_num_neighbors is None
+                               or pos.size(0) == 0):
             return complete_graph(pos.size(0), batch, pos.device)
-        r = float('inf') if self.r is None else self.r
+        r = self.r
+        if r is None:  # every pair lies within the bounding box's diagonal
+            r = float((pos.amax(0) - pos.amin(0)).norm()) + 1.0
         return radius_graph(pos, r, batch, loop=True,
                             max_num_neighbors=self.max_num_neighbors)
 

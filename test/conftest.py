@@ -1,0 +1,42 @@
+import pytest
+import torch
+from ase.build import molecule
+
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return torch.device(request.param)
+
+
+def _molecule_pos(name: str, dtype=torch.float64) -> torch.Tensor:
+    r"""Atom positions of a real molecule from ASE, centred off the origin
+    so that no atom sits exactly at it."""
+    return torch.tensor(molecule(name).positions, dtype=dtype) + 0.1
+
+
+def _molecule_features(name: str, dtype=torch.float64) -> torch.Tensor:
+    r"""One-hot features of H, C, N, O and other elements."""
+    z = torch.tensor(molecule(name).numbers)
+    index = torch.bucketize(z, torch.tensor([1, 6, 7, 8]), right=False)
+    return torch.nn.functional.one_hot(index.clamp(max=4), 5).to(dtype)
+
+
+@pytest.fixture
+def ethanol():
+    return _molecule_pos('CH3CH2OH'), _molecule_features('CH3CH2OH')
+
+
+@pytest.fixture
+def benzene_2d():
+    r"""Benzene is planar: its (x, y) coordinates are a real 2D shape."""
+    return _molecule_pos('C6H6')[:, :2], _molecule_features('C6H6')
+
+
+@pytest.fixture
+def real_molecule():
+    r"""Returns :obj:`(pos, x)` of an ASE molecule by name."""
+    def load(name: str, dtype=torch.float64):
+        return _molecule_pos(name, dtype), _molecule_features(name, dtype)
+    return load

@@ -1,0 +1,244 @@
+import itertools
+import math
+
+import pytest
+import torch
+from torch_geometric.data import Data
+from torch_geometric.loader import DataLoader
+
+from torch_lie.groups import SE2, SE3, SO2, SO3, T, group_resolver
+from torch_lie.transforms import Lift
+from torch_lie.transforms.lift import complete_graph, expand_edges
+
+LIFTS = [
+    ('T3', 1), ('SO3', 2), ('SE3', 3), ('SE3-matrix', 2),
+    ('T2', 1), ('SO2', 1), ('SE2', 2), ('SE2-C4', 1),
+]
+
+
+def planar(pos, group):
+    return pos if group.space_dim == 3 else pos[:, :2]
+
+
+def naive_edges(pos, r, batch, k):
+    r"""Lifted edges by double loop: all element pairs of points of the same
+    graph within r (or all, for r=None)."""
+    edges = set()
+    n = pos.size(0)
+    for i, j in itertools.product(range(n), range(n)):
+        if batch[i] != batch[j]:
+            continue
+        if r is not None and (pos[i] - pos[j]).norm() > r:
+            continue
+        for a, b in itertools.product(range(k), range(k)):
+            edges.add((j * k + a, i * k + b))
+    return edges
+
+
+@pytest.mark.parametrize('name,num_samples', LIFTS)
+@pytest.mark.parametrize('r', [None, 1.2])
+def test_lift_shapes_and_edges(real_molecule, name, num_samples, r):
+    group = group_resolver(name)
+    pos, x = real_molecule('CH3CH2OH')
+    pos = planar(pos, group)
+    lift = Lift(group, num_samples, r=r)
+    data = lift(Data(pos=pos, x=x, y=torch.tensor([1.5])))
+    k = lift.lift_size
+    M = pos.size(0) * k
+    assert data.num_nodes == M
+    assert data.x.shape == (M, x.size(1))
+    assert torch.equal(data.x, x.repeat_interleave(k, 0))
+    assert torch.equal(data.point_index, torch.arange(pos.size(0)).repeat_interleave(k))
+    assert data.q.shape == (M, group.q_dim)
+    assert data.edge_attr.shape == (data.edge_index.size(1), group.edge_dim)
+    assert torch.equal(data.y, torch.tensor([1.5]))
+    assert torch.equal(data.pos, pos)
+
+    expected = naive_edges(pos, r, torch.zeros(pos.size(0)), k)
+    got = set(map(tuple, data.edge_index.t().tolist()))
+    assert got == expected
+    assert data.edge_index.size(1) == len(expected)  # no duplicates
+    # Sorted by target, and the pair embedding is that of (target, source).
+    dst = data.edge_index[1]
+    assert bool((dst[1:] >= dst[:-1]).all())
+    src = data.edge_index[0]
+    ref = group.pair_embedding(data.g[dst], data.g[src], data.q[dst], data.q[src])
+    assert torch.equal(data.edge_attr, ref)
+
+
+def test_lift_does_not_modify_input_and_replaces_edges(ethanol):
+    pos, x = ethanol
+    bonds = torch.tensor([[0, 1], [1, 0]])
+    data = Data(pos=pos, x=x, edge_index=bonds, edge_attr=torch.ones(2, 4),
+                z=torch.arange(pos.size(0)))
+    out = Lift('SE3', num_samples=2)(data)
+    assert data.edge_index is bonds and data.x is x and data.num_nodes == 9
+    assert out.edge_attr.size(1) == SE3().edge_dim
+    assert torch.equal(out.z, torch.arange(9))  # point-level, unchanged
+
+
+def test_lift_without_features_uses_ones(ethanol):
+    data = Lift('SO3', num_samples=2)(Data(pos=ethanol[0]))
+    assert torch.equal(data.x, torch.ones(18, 1, dtype=torch.float64))
+
+
+def test_lift_repr():
+    assert repr(Lift('SE3', num_samples=4, r=2.5, max_num_neighbors=16)) == (
+        'Lift(SE3(), num_samples=4, r=2.5, max_num_neighbors=16)')
+    assert repr(Lift(SE2(num_rotations=4))) == (
+        'Lift(SE2(num_rotations=4), num_samples=1, r=None, '
+        'max_num_neighbors=None)')
+
+
+def test_lift_batches_point_index_by_points(real_molecule):
+    lift = Lift('SE3', num_samples=3, r=2.0)
+    datas = [lift(Data(pos=real_molecule(name)[0]))
+             for name in ('CH3CH2OH', 'H2O', 'C6H6')]
+    batch = next(iter(DataLoader(datas, batch_size=3)))
+    offsets = [0, 9, 12]
+    for i, data in enumerate(datas):
+        sel = batch.batch == i
+        assert torch.equal(batch.point_index[sel], data.point_index + offsets[i])
+        assert torch.equal(batch.pos[batch.point_index[sel]],
+                           data.pos[data.point_index])
+    # Edges are shifted by lifted elements, as for any PyG graph.
+    assert torch.equal(batch.edge_index[:, :datas[0].num_edges],
+                       datas[0].edge_index)
+    assert batch.num_nodes == 3 * (9 + 3 + 12)
+
+
+def test_functional_lift_matches_batched_transform(real_molecule):
+    lift = Lift('T3', r=1.6)
+    pos = [real_molecule(name)[0] for name in ('CH3CH2OH', 'C6H6')]
+    batch = torch.tensor([0] * 9 + [1] * 12)
+    lifted = lift.lift(torch.cat(pos), batch)
+    singles = [lift(Data(pos=p)) for p in pos]
+    joined = next(iter(DataLoader(singles, batch_size=2)))
+    assert torch.equal(lifted.edge_index, joined.edge_index)
+    assert torch.equal(lifted.edge_attr, joined.edge_attr)
+    assert torch.equal(lifted.batch, joined.batch)
+
+
+@pytest.mark.parametrize('name', ['T2', 'SO2', 'SE2-C4', 'T3'])
+def test_lift_is_differentiable(real_molecule, name):
+    group = group_resolver(name)
+    pos = planar(real_molecule('CH3CH2OH')[0], group)[:5].requires_grad_()
+    lift = Lift(group, r=2.0)
+
+    def embed(p):
+        return lift.lift(p).edge_attr
+
+    assert torch.autograd.gradcheck(embed, (pos, ))
+
+
+@pytest.mark.parametrize('name', ['SO3', 'SE3', 'SE2'])
+def test_random_lift_gradients_are_finite(ethanol, name):
+    pos = planar(ethanol[0], group_resolver(name)).clone().requires_grad_()
+    lifted = Lift(name, num_samples=2).lift(pos)
+    lifted.edge_attr.pow(2).sum().backward()
+    assert torch.isfinite(pos.grad).all() and pos.grad.abs().sum() > 0
+
+
+def test_max_num_neighbors_keeps_nearest_and_warns():
+    pos = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 2, 0], [0, 0, 3]])
+    lift = Lift('T3', r=10.0, max_num_neighbors=2)
+    with pytest.warns(UserWarning, match='max_num_neighbors'):
+        data = lift(Data(pos=pos))
+    neighbours = {i: sorted(data.edge_index[0, data.edge_index[1] == i].tolist())
+                  for i in range(4)}
+    # Each point keeps itself and its nearest other point.
+    assert neighbours == {0: [0, 1], 1: [0, 1], 2: [0, 2], 3: [0, 3]}
+
+
+def test_max_num_neighbors_without_truncation_is_exact(ethanol):
+    full = Lift('SE2-C4', r=None)(Data(pos=ethanol[0][:, :2]))
+    capped = Lift('SE2-C4', r=None, max_num_neighbors=9)(Data(pos=ethanol[0][:, :2]))
+    assert torch.equal(full.edge_index, capped.edge_index)
+
+
+def test_empty_and_single_point_graphs():
+    for group in (T(3), SE3(), SO2(), SE2(num_rotations=4)):
+        n = group.space_dim
+        empty = Lift(group)(Data(pos=torch.zeros(0, n)))
+        assert empty.num_nodes == 0
+        assert empty.edge_index.shape == (2, 0)
+        assert empty.edge_attr.shape == (0, group.edge_dim)
+        k = group.lift_size()
+        one = Lift(group)(Data(pos=torch.ones(1, n)))
+        assert one.num_nodes == k and one.edge_index.size(1) == k * k
+        assert torch.isfinite(one.edge_attr).all()
+
+
+def test_points_at_origin_are_finite():
+    pos = torch.tensor([[0.0, 0.0], [1.0, 0.0]], requires_grad=True)
+    lifted = Lift('SO2').lift(pos)
+    lifted.edge_attr.sum().backward()
+    assert torch.equal(lifted.g[0], torch.eye(2))
+    assert lifted.q[0].item() == 0
+    assert torch.isfinite(lifted.edge_attr).all() and torch.isfinite(pos.grad).all()
+
+    pos3 = torch.zeros(2, 3, requires_grad=True)
+    lifted = Lift('SO3', num_samples=2).lift(pos3)
+    lifted.edge_attr.sum().backward()
+    R = lifted.g
+    assert torch.allclose(R @ R.transpose(-1, -2), torch.eye(3).expand(4, 3, 3),
+                          atol=1e-6)
+    assert torch.isfinite(pos3.grad).all()
+
+
+def test_discrete_lift_permutes_under_quarter_turns(benzene_2d):
+    pos = benzene_2d[0]
+    group = SE2(num_rotations=4)
+    lift = Lift(group)
+    h = group.from_parts(group.exp(torch.tensor([math.pi / 2, 0.0, 0.0],
+                                                dtype=pos.dtype))[:2, :2],
+                         torch.tensor([0.3, -2.0], dtype=pos.dtype))
+    g = lift.lift(pos).g.view(-1, 4, 3, 3)
+    moved = lift.lift(group.act(h, pos)).g.view(-1, 4, 3, 3)
+    # Element s of a moved point is element s + 1 of the original, moved.
+    assert torch.allclose(moved[:, 1:], group.compose(h, g)[:, :-1], atol=1e-12)
+    assert torch.allclose(moved[:, 0], group.compose(h, g)[:, -1], atol=1e-12)
+
+
+def test_complete_graph_and_expand_edges():
+    batch = torch.tensor([0, 0, 1, 1, 1, 3])
+    edges = complete_graph(6, batch)
+    expected = [[j, i] for i in range(6) for j in range(6) if batch[i] == batch[j]]
+    assert edges.t().tolist() == expected  # sorted by target, then source
+    lifted = expand_edges(edges, 6, 3)
+    expected = [[j * 3 + a, i * 3 + b] for i in range(6) for b in range(3)
+                for j in range(6) if batch[i] == batch[j] for a in range(3)]
+    assert lifted.t().tolist() == expected
+
+
+def test_lift_errors():
+    with pytest.raises(ValueError, match='num_samples'):
+        Lift('SE3', num_samples=0)
+    with pytest.raises(ValueError, match='deterministic'):
+        Lift('T3', num_samples=2)
+    with pytest.raises(ValueError, match='deterministic'):
+        Lift('SE2-C4', num_samples=4)
+    for r in (0.0, -1.0, float('nan'), float('inf')):
+        with pytest.raises(ValueError, match="'r'"):
+            Lift('T3', r=r)
+    with pytest.raises(ValueError, match='max_num_neighbors'):
+        Lift('T3', max_num_neighbors=0)
+    with pytest.raises(ValueError, match='data.pos'):
+        Lift('T3')(Data(x=torch.ones(3, 1)))
+    with pytest.raises(ValueError, match=r'\[N, 3\]'):
+        Lift('SE3')(Data(pos=torch.ones(4, 2)))
+    with pytest.raises(ValueError, match='NaN'):
+        Lift('SO2')(Data(pos=torch.tensor([[0.0, 1.0], [float('nan'), 0.0]])))
+    with pytest.raises(ValueError, match='NaN'):
+        Lift('T2', r=1.0)(Data(pos=torch.tensor([[0.0, float('inf')]])))
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_lift_on_device(device, dtype):
+    pos = torch.randn(20, 3, dtype=dtype, device=device)
+    batch = torch.arange(20, device=device) // 7
+    for group in (T(3), SO3(), SE3()):
+        lifted = Lift(group, group.lift_size() if group.deterministic else 2,
+                      r=1.5).lift(pos, batch)
+        assert lifted.edge_attr.device == pos.device
+        assert lifted.edge_attr.dtype == dtype
