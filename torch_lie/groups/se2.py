@@ -53,12 +53,26 @@ class SE2(RigidMotionGroup):
         return self.from_parts(so2_matrix(theta), (V @ u[..., None])[..., 0])
 
     def log(self, g: Tensor) -> Tensor:
-        theta = so2_angle(self.rotation(g))
+        return self._log(so2_angle(self.rotation(g)), self.translation(g))
+
+    @staticmethod
+    def _log(theta: Tensor, t: Tensor) -> Tensor:
         c, h = half_cot_half(theta), theta / 2
         V_inv = torch.stack([torch.stack([c, h], -1),
                              torch.stack([-h, c], -1)], -2)
-        u = (V_inv @ self.translation(g)[..., None])[..., 0]
+        u = (V_inv @ t[..., None])[..., 0]
         return torch.cat([theta[..., None], u], dim=-1)
+
+    def embed(self, g: Tensor) -> Tensor:
+        if self.num_rotations is None or self.embedding != 'log':
+            return super().embed(g)
+        # Relative rotations of lifted elements are multiples of 2 pi / k.
+        # For even k they include pi, where the angle jumps to -pi on a
+        # rounding error: snap it to the grid, with pi (not -pi) canonical.
+        k, step = self.num_rotations, 2 * math.pi / self.num_rotations
+        m = torch.round(so2_angle(self.rotation(g)) / step).remainder(k)
+        theta = torch.where(m > k / 2, m - k, m) * step
+        return self._log(theta, self.translation(g))
 
     def random_rotation(self, num, generator, dtype, device):
         if self.num_rotations is None:

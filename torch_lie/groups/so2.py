@@ -39,6 +39,6 @@ class SO2(RotationGroup):
               generator: torch.Generator | None) -> Tensor:
         d, at_origin = self.directions(pos)
         c = torch.where(at_origin, 1.0, d[:, 0])
-        s = d[:, 1]
+        s = torch.where(at_origin, 0.0, d[:, 1])
         return torch.stack([torch.stack([c, -s], -1),
                             torch.stack([s, c], -1)], -2)

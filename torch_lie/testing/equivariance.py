@@ -118,7 +118,7 @@ def assert_invariant_in_distribution(
     x = x.to(torch.float64)
 
     def draws(points: Tensor) -> Tensor:
-        return torch.stack([fn(points).to(torch.float64)
+        return torch.stack([fn(points).detach().to(torch.float64)
                             for _ in range(num_draws)])
 
     ref = draws(x)
