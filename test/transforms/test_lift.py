@@ -242,3 +242,33 @@ def test_lift_on_device(device, dtype):
                       r=1.5).lift(pos, batch)
         assert lifted.edge_attr.device == pos.device
         assert lifted.edge_attr.dtype == dtype
+
+
+def test_lift_as_dataset_transform_and_pickle(tmp_path, real_molecule):
+    import pickle
+
+    from torch_geometric.data import InMemoryDataset
+
+    class Molecules(InMemoryDataset):
+        def __init__(self, root, transform=None):
+            super().__init__(root, transform)
+            self.load(self.processed_paths[0])
+
+        @property
+        def processed_file_names(self):
+            return ['data.pt']
+
+        def process(self):
+            self.save([Data(pos=real_molecule(name)[0].float(),
+                            y=torch.tensor([float(i)]))
+                       for i, name in enumerate(('CH3CH2OH', 'H2O', 'C6H6'))],
+                      self.processed_paths[0])
+
+    lift = pickle.loads(pickle.dumps(Lift('SE3', num_samples=2, r=2.0)))
+    dataset = Molecules(tmp_path, transform=lift)
+    batch = next(iter(DataLoader(dataset, batch_size=3)))
+    assert batch.num_nodes == 2 * (9 + 3 + 12)
+    assert batch.edge_attr.shape[1] == 6
+    assert torch.equal(batch.y, torch.tensor([0.0, 1.0, 2.0]))
+    # Random lifts are drawn afresh on every access.
+    assert not torch.equal(dataset[0].g, dataset[0].g)
