@@ -32,11 +32,8 @@ def point_function(model, lift, x):
 
 def element_function(model, group, lifted, x):
     r"""The model's output as a function of fixed lifted elements."""
-    src, dst = lifted.edge_index
-
     def fn(g):
-        q = lifted.q.to(g.dtype)
-        edge_attr = group.pair_embedding(g[dst], g[src], q[dst], q[src])
+        edge_attr = group.edge_attr(g, lifted.edge_index, lifted.q.to(g.dtype))
         return model.to(g.dtype)(x.to(g.dtype)[lifted.point_index],
                                  lifted.edge_index, edge_attr)
     return fn

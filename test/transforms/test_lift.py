@@ -64,6 +64,7 @@ def test_lift_shapes_and_edges(real_molecule, name, num_samples, r):
     src = data.edge_index[0]
     ref = group.pair_embedding(data.g[dst], data.g[src], data.q[dst], data.q[src])
     assert torch.equal(data.edge_attr, ref)
+    assert torch.equal(group.edge_attr(data.g, data.edge_index, data.q), ref)
 
 
 def test_lift_does_not_modify_input_and_replaces_edges(ethanol):

@@ -1,3 +1,4 @@
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -57,8 +58,8 @@ class Group:
         r"""Returns the product :math:`g h` (broadcasting leading dims)."""
         raise NotImplementedError
 
-    def identity(self, *shape: int, dtype: torch.dtype | None = None,
-                 device: torch.device | None = None) -> Tensor:
+    def identity(self, *shape: int, dtype: Optional[torch.dtype] = None,
+                 device: Optional[torch.device] = None) -> Tensor:
         r"""Returns identity elements of leading shape :obj:`shape`."""
         return self.exp(
             torch.zeros(*shape, self.lie_dim, dtype=dtype, device=device))
@@ -69,9 +70,9 @@ class Group:
         """
         raise NotImplementedError
 
-    def sample(self, num: int, generator: torch.Generator | None = None,
-               dtype: torch.dtype | None = None,
-               device: torch.device | None = None) -> Tensor:
+    def sample(self, num: int, generator: Optional[torch.Generator] = None,
+               dtype: Optional[torch.dtype] = None,
+               device: Optional[torch.device] = None) -> Tensor:
         r"""Draws :obj:`num` random elements: Haar-distributed rotation
         parts, standard-normal translation parts."""
         raise NotImplementedError
@@ -82,7 +83,7 @@ class Group:
         return pos.new_zeros(pos.size(0), 0)
 
     def _lift(self, pos: Tensor, num_samples: int,
-              generator: torch.Generator | None) -> Tensor:
+              generator: Optional[torch.Generator]) -> Tensor:
         raise NotImplementedError
 
     # ------------------------------------------------------------------
@@ -102,8 +103,8 @@ class Group:
                 f"1 (got {num_samples})")
 
     def lift(self, pos: Tensor, num_samples: int = 1,
-             generator: torch.Generator | None = None
-             ) -> tuple[Tensor, Tensor]:
+             generator: Optional[torch.Generator] = None
+             ) -> Tuple[Tensor, Tensor]:
         r"""Lifts every point :math:`x_i` to elements :math:`g` with
         :math:`g o = x_i` (samples of the coset :math:`g_{x_i} H`).
 
@@ -148,8 +149,8 @@ class Group:
         return self.embed_dim + 2 * self.q_dim
 
     def pair_embedding(self, g_u: Tensor, g_v: Tensor,
-                       q_u: Tensor | None = None,
-                       q_v: Tensor | None = None) -> Tensor:
+                       q_u: Optional[Tensor] = None,
+                       q_v: Optional[Tensor] = None) -> Tensor:
         r"""The left-invariant pair embedding
         :math:`[\mathrm{embed}(u^{-1} v), q_u, q_v]` of shape
         :obj:`[E, edge_dim]`, unchanged when both :math:`u` and :math:`v` are
@@ -157,7 +158,25 @@ class Group:
         e = self.embed(self.compose(self.inv(g_u), g_v))
         if self.q_dim == 0:
             return e
+        if q_u is None or q_v is None:
+            raise ValueError(f"{self} does not act transitively: its pair "
+                             f"embedding needs the orbit invariants 'q_u' and "
+                             f"'q_v' of the elements")
         return torch.cat([e, q_u, q_v], dim=-1)
+
+    def edge_attr(self, g: Tensor, edge_index: Tensor,
+                  q: Optional[Tensor] = None) -> Tensor:
+        r"""Pair embeddings :obj:`[E, edge_dim]` of the edges
+        :obj:`edge_index [2, E]` (source :math:`v`, target :math:`u`)
+        between lifted elements :obj:`g` with orbit invariants :obj:`q`: the
+        attention of :math:`u` to :math:`v` sees :math:`e_{uv}`."""
+        src, dst = edge_index
+        if self.q_dim == 0:
+            return self.pair_embedding(g[dst], g[src])
+        if q is None:
+            raise ValueError(f"{self} needs the orbit invariants 'q' of the "
+                             f"lifted elements")
+        return self.pair_embedding(g[dst], g[src], q[dst], q[src])
 
     def distance(self, g_u: Tensor, g_v: Tensor, alpha: float = 0.2) -> Tensor:
         r"""Left-invariant distance :math:`\alpha \|\omega\| + (1 - \alpha)

@@ -1,3 +1,4 @@
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -43,7 +44,7 @@ class RigidMotionGroup(Group):
             return g.new_zeros(g.shape[:-2] + (self.space_dim, ))
         return g[..., :self.space_dim, self.space_dim]
 
-    def from_parts(self, R: Tensor, t: Tensor | None = None) -> Tensor:
+    def from_parts(self, R: Tensor, t: Optional[Tensor] = None) -> Tensor:
         r"""Builds elements from rotations :obj:`R` and translations
         :obj:`t` (ignored by :math:`SO(n)`)."""
         if not self.has_translation:
@@ -91,15 +92,15 @@ class RigidMotionGroup(Group):
 
     # ------------------------------------------------------------------
     # Sampling and lifting.
-    def random_rotation(self, num: int, generator: torch.Generator | None,
-                        dtype: torch.dtype | None,
-                        device: torch.device | None) -> Tensor:
+    def random_rotation(self, num: int, generator: Optional[torch.Generator],
+                        dtype: Optional[torch.dtype],
+                        device: Optional[torch.device]) -> Tensor:
         r"""Haar-random rotation matrices :obj:`[num, n, n]`."""
         raise NotImplementedError
 
-    def sample(self, num: int, generator: torch.Generator | None = None,
-               dtype: torch.dtype | None = None,
-               device: torch.device | None = None) -> Tensor:
+    def sample(self, num: int, generator: Optional[torch.Generator] = None,
+               dtype: Optional[torch.dtype] = None,
+               device: Optional[torch.device] = None) -> Tensor:
         R = self.random_rotation(num, generator, dtype, device)
         t = None
         if self.has_translation:
@@ -108,7 +109,7 @@ class RigidMotionGroup(Group):
         return self.from_parts(R, t)
 
     @staticmethod
-    def directions(pos: Tensor) -> tuple[Tensor, Tensor]:
+    def directions(pos: Tensor) -> Tuple[Tensor, Tensor]:
         r"""Unit vectors :math:`x / |x|` and the mask of points at the
         origin, where the direction is undefined (and returned as zero)."""
         norm = safe_norm(pos, keepdim=True)

@@ -1,5 +1,6 @@
 r"""Batched functions on rotation matrices in two and three dimensions."""
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -98,24 +99,24 @@ def quaternion_to_matrix(quat: Tensor) -> Tensor:
     ], -2)
 
 
-def random_so2_angle(num: int, generator: torch.Generator | None = None,
-                     dtype: torch.dtype | None = None,
-                     device: torch.device | None = None) -> Tensor:
+def random_so2_angle(num: int, generator: Optional[torch.Generator] = None,
+                     dtype: Optional[torch.dtype] = None,
+                     device: Optional[torch.device] = None) -> Tensor:
     r"""Haar-random angles in :math:`[-\pi, \pi)`."""
     u = torch.rand(num, generator=generator, dtype=dtype, device=device)
     return (2 * u - 1) * math.pi
 
 
-def random_so3(num: int, generator: torch.Generator | None = None,
-               dtype: torch.dtype | None = None,
-               device: torch.device | None = None) -> Tensor:
+def random_so3(num: int, generator: Optional[torch.Generator] = None,
+               dtype: Optional[torch.dtype] = None,
+               device: Optional[torch.device] = None) -> Tensor:
     r"""Haar-random rotation matrices (normalised Gaussian quaternions)."""
     quat = torch.randn(num, 4, generator=generator, dtype=dtype, device=device)
     return quaternion_to_matrix(quat)
 
 
 def random_so3_to(direction: Tensor,
-                  generator: torch.Generator | None = None) -> Tensor:
+                  generator: Optional[torch.Generator] = None) -> Tensor:
     r"""Random rotations :math:`R` with :math:`R e_1 = d` for unit vectors
     :obj:`direction [N, 3]`, uniform on that coset of the stabiliser of
     :math:`e_1`.

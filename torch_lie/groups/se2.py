@@ -1,4 +1,5 @@
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -36,7 +37,7 @@ class SE2(RigidMotionGroup):
     space_dim = 2
     has_translation = True
 
-    def __init__(self, num_rotations: int | None = None,
+    def __init__(self, num_rotations: Optional[int] = None,
                  embedding: str = 'log'):
         super().__init__(embedding)
         if num_rotations is not None and num_rotations < 1:
@@ -92,7 +93,7 @@ class SE2(RigidMotionGroup):
         return self.num_rotations or num_samples
 
     def _lift(self, pos: Tensor, num_samples: int,
-              generator: torch.Generator | None) -> Tensor:
+              generator: Optional[torch.Generator]) -> Tensor:
         N = pos.size(0)
         if self.num_rotations is not None:
             s = torch.arange(self.num_rotations, device=pos.device)

@@ -1,3 +1,4 @@
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -53,7 +54,7 @@ class SE3(RigidMotionGroup):
         return random_so3(num, generator, dtype, device)
 
     def _lift(self, pos: Tensor, num_samples: int,
-              generator: torch.Generator | None) -> Tensor:
+              generator: Optional[torch.Generator]) -> Tensor:
         R = random_so3(pos.size(0) * num_samples, generator, pos.dtype,
                        pos.device)
         return self.from_parts(R, pos.repeat_interleave(num_samples, dim=0))

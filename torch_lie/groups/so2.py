@@ -1,3 +1,4 @@
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -36,7 +37,7 @@ class SO2(RotationGroup):
         return so2_matrix(random_so2_angle(num, generator, dtype, device))
 
     def _lift(self, pos: Tensor, num_samples: int,
-              generator: torch.Generator | None) -> Tensor:
+              generator: Optional[torch.Generator]) -> Tensor:
         d, at_origin = self.directions(pos)
         c = torch.where(at_origin, 1.0, d[:, 0])
         s = torch.where(at_origin, 0.0, d[:, 1])

@@ -1,3 +1,4 @@
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -35,7 +36,7 @@ class SO3(RotationGroup):
         return random_so3(num, generator, dtype, device)
 
     def _lift(self, pos: Tensor, num_samples: int,
-              generator: torch.Generator | None) -> Tensor:
+              generator: Optional[torch.Generator]) -> Tensor:
         d, at_origin = self.directions(pos)
         d = d.repeat_interleave(num_samples, dim=0)
         at_origin = at_origin.repeat_interleave(num_samples, dim=0)

@@ -1,3 +1,4 @@
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -41,14 +42,14 @@ class T(Group):
     def act(self, g: Tensor, pos: Tensor) -> Tensor:
         return pos + g
 
-    def sample(self, num: int, generator: torch.Generator | None = None,
-               dtype: torch.dtype | None = None,
-               device: torch.device | None = None) -> Tensor:
+    def sample(self, num: int, generator: Optional[torch.Generator] = None,
+               dtype: Optional[torch.dtype] = None,
+               device: Optional[torch.device] = None) -> Tensor:
         return torch.randn(num, self.space_dim, generator=generator,
                            dtype=dtype, device=device)
 
     def _lift(self, pos: Tensor, num_samples: int,
-              generator: torch.Generator | None) -> Tensor:
+              generator: Optional[torch.Generator]) -> Tensor:
         return pos
 
     def __repr__(self) -> str:
@@ -69,8 +70,8 @@ class Trivial(T):
         return 2 * self.space_dim
 
     def pair_embedding(self, g_u: Tensor, g_v: Tensor,
-                       q_u: Tensor | None = None,
-                       q_v: Tensor | None = None) -> Tensor:
+                       q_u: Optional[Tensor] = None,
+                       q_v: Optional[Tensor] = None) -> Tensor:
         return torch.cat([g_u, g_v], dim=-1)
 
     def __repr__(self) -> str:

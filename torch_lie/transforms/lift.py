@@ -108,7 +108,10 @@ class Lift(BaseTransform):
     def lift(self, pos: Tensor, batch: Optional[Tensor] = None,
              generator: Optional[torch.Generator] = None) -> LiftedGraph:
         r"""Lifts points :obj:`pos [N, n]` (of graphs :obj:`batch [N]`),
-        differentiably in :obj:`pos`."""
+        differentiably in :obj:`pos`. Features are not part of the result:
+        gather them with :obj:`x[lifted.point_index]`; rebuild
+        :obj:`edge_attr` from moved elements with
+        :meth:`~torch_lie.groups.Group.edge_attr`."""
         n = self.group.space_dim
         if pos.dim() != 2 or pos.size(1) != n:
             raise ValueError(f"{self.group} acts on {n}-dimensional points, "
@@ -124,8 +127,7 @@ class Lift(BaseTransform):
         with torch.no_grad():
             point_edges = self.neighbourhoods(pos.detach(), batch)
         edge_index = expand_edges(point_edges, pos.size(0), k)
-        src, dst = edge_index
-        edge_attr = self.group.pair_embedding(g[dst], g[src], q[dst], q[src])
+        edge_attr = self.group.edge_attr(g, edge_index, q)
         point_index = torch.arange(pos.size(0), device=pos.device)
         point_index = point_index.repeat_interleave(k)
         lifted_batch = None if batch is None else batch[point_index]

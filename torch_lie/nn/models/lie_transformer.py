@@ -87,8 +87,11 @@ class LieTransformer(torch.nn.Module):
             :obj:`"dot_product"`. (default: :obj:`"softmax"`)
         combine (str, optional): :obj:`"sum"`, :obj:`"mlp"` or
             :obj:`"multiply"`. (default: :obj:`"sum"`)
-        pool (str, optional): Invariant pooling, :obj:`"mean"`,
-            :obj:`"sum"` or :obj:`"max"`. (default: :obj:`"mean"`)
+        pool (str, optional): Invariant pooling over the lifted elements,
+            :obj:`"mean"`, :obj:`"sum"` or :obj:`"max"`. :obj:`"sum"` grows
+            with the number of elements per point, so keep
+            :obj:`num_samples` of the lift fixed between training and
+            inference. (default: :obj:`"mean"`)
         dropout (float, optional): Dropout probability. (default: :obj:`0.0`)
         mlp_ratio (float, optional): Hidden width of the pointwise MLPs
             relative to :obj:`hidden_channels`. (default: :obj:`1.0`)
