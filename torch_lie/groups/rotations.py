@@ -24,6 +24,21 @@ def so2_angle(R: Tensor) -> Tensor:
     return torch.atan2(R[..., 1, 0], R[..., 0, 0])
 
 
+def so2_relative_angle(R: Tensor) -> Tensor:
+    r"""Angles of relative rotations in :math:`(-\pi + \epsilon, \pi +
+    \epsilon]`, :math:`\epsilon = \sqrt{\mathrm{eps}}`.
+
+    Relative rotations of exactly :math:`\pi` are common in lifted sets
+    (antipodal points about the origin for :math:`SO(2)`, samples
+    :math:`s` and :math:`s + S/2` of even stratified :math:`SE(2)` lifts,
+    :math:`T(2) \rtimes C_k` for even :math:`k`); moving the branch cut off
+    :math:`\pi` keeps rounding noise from flipping them to :math:`-\pi`.
+    """
+    theta = so2_angle(R)
+    eps = torch.finfo(theta.dtype).eps ** 0.5
+    return torch.where(theta <= eps - math.pi, theta + 2 * math.pi, theta)
+
+
 def hat(omega: Tensor) -> Tensor:
     r"""Skew-symmetric matrices :math:`[\omega]_\times` of :obj:`[..., 3]`."""
     x, y, z = omega.unbind(-1)

@@ -6,7 +6,12 @@ from torch import Tensor
 
 from torch_lie.groups._taylor import half_cot_half, one_minus_cos_over_sq, sinc
 from torch_lie.groups.rigid import RigidMotionGroup
-from torch_lie.groups.rotations import random_so2_angle, so2_angle, so2_matrix
+from torch_lie.groups.rotations import (
+    random_so2_angle,
+    so2_angle,
+    so2_matrix,
+    so2_relative_angle,
+)
 
 
 class SE2(RigidMotionGroup):
@@ -65,15 +70,10 @@ class SE2(RigidMotionGroup):
         return torch.cat([theta[..., None], u], dim=-1)
 
     def embed(self, g: Tensor) -> Tensor:
-        if self.num_rotations is None or self.embedding != 'log':
+        if self.embedding != 'log':
             return super().embed(g)
-        # Relative rotations of lifted elements are multiples of 2 pi / k.
-        # For even k they include pi, where the angle jumps to -pi on a
-        # rounding error: snap it to the grid, with pi (not -pi) canonical.
-        k, step = self.num_rotations, 2 * math.pi / self.num_rotations
-        m = torch.round(so2_angle(self.rotation(g)) / step).remainder(k)
-        theta = torch.where(m > k / 2, m - k, m) * step
-        return self._log(theta, self.translation(g))
+        return self._log(so2_relative_angle(self.rotation(g)),
+                         self.translation(g))
 
     def random_rotation(self, num, generator, dtype, device):
         if self.num_rotations is None:

@@ -4,7 +4,12 @@ import torch
 from torch import Tensor
 
 from torch_lie.groups.rigid import RotationGroup
-from torch_lie.groups.rotations import random_so2_angle, so2_angle, so2_matrix
+from torch_lie.groups.rotations import (
+    random_so2_angle,
+    so2_angle,
+    so2_matrix,
+    so2_relative_angle,
+)
 
 
 class SO2(RotationGroup):
@@ -32,6 +37,11 @@ class SO2(RotationGroup):
 
     def log(self, g: Tensor) -> Tensor:
         return so2_angle(g)[..., None]
+
+    def embed(self, g: Tensor) -> Tensor:
+        if self.embedding != 'log':
+            return super().embed(g)
+        return so2_relative_angle(g)[..., None]
 
     def random_rotation(self, num, generator, dtype, device):
         return so2_matrix(random_so2_angle(num, generator, dtype, device))
