@@ -1,6 +1,7 @@
 r"""torch_lie: self-attention equivariant to Lie groups (the LieTransformer)
 for PyTorch Geometric."""
 import torch_lie.data
+import torch_lie.datasets
 import torch_lie.groups
 import torch_lie.nn
 import torch_lie.testing

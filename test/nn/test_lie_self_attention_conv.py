@@ -93,7 +93,11 @@ def test_repr_and_reset_parameters():
     torch.manual_seed(3)
     conv.reset_parameters()
     assert all(torch.equal(a, b) for a, b in zip(first, conv.parameters()))
-    assert all(p.std() > 0 for p in conv.parameters() if p.numel() > 1)
+    assert all(p.std() > 0 for name, p in conv.named_parameters()
+               if 'bias' not in name)
+    # He-initialised location kernel: its logits vary with the embedding.
+    edge_attr = torch.randn(500, 6)
+    assert conv.location_kernel(edge_attr).std(0).min() > 0.1
 
 
 def test_dropout_only_in_training():

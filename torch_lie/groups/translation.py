@@ -72,7 +72,7 @@ class Trivial(T):
     def pair_embedding(self, g_u: Tensor, g_v: Tensor,
                        q_u: Optional[Tensor] = None,
                        q_v: Optional[Tensor] = None) -> Tensor:
-        return torch.cat([g_u, g_v], dim=-1)
+        return torch.cat(torch.broadcast_tensors(g_u, g_v), dim=-1)
 
     def __repr__(self) -> str:
         return f'Trivial({self.space_dim})'

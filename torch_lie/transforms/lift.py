@@ -1,4 +1,4 @@
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -16,8 +16,8 @@ class LiftedGraph(NamedTuple):
     q: Tensor  #: Orbit invariants :obj:`[M, q_dim]`.
     point_index: Tensor  #: Point of each element :obj:`[M]`.
     batch: Optional[Tensor]  #: Graph of each element :obj:`[M]`.
-    edge_index: Tensor  #: Neighbourhoods :obj:`[2, E]` (source, target).
-    edge_attr: Tensor  #: Pair embeddings :obj:`[E, edge_dim]`.
+    edge_index: Optional[Tensor]  #: Neighbourhoods :obj:`[2, E]` (source, target).
+    edge_attr: Optional[Tensor]  #: Pair embeddings :obj:`[E, edge_dim]`.
 
 
 class Lift(BaseTransform):
@@ -106,9 +106,12 @@ class Lift(BaseTransform):
                             max_num_neighbors=self.max_num_neighbors)
 
     def lift(self, pos: Tensor, batch: Optional[Tensor] = None,
-             generator: Optional[torch.Generator] = None) -> LiftedGraph:
+             generator: Optional[torch.Generator] = None,
+             with_edges: bool = True) -> LiftedGraph:
         r"""Lifts points :obj:`pos [N, n]` (of graphs :obj:`batch [N]`),
-        differentiably in :obj:`pos`. Features are not part of the result:
+        differentiably in :obj:`pos` (without :obj:`edge_index` and
+        :obj:`edge_attr` if :obj:`with_edges=False`). Features are not part
+        of the result:
         gather them with :obj:`x[lifted.point_index]`; rebuild
         :obj:`edge_attr` from moved elements with
         :meth:`~torch_lie.groups.Group.edge_attr`."""
@@ -117,22 +120,61 @@ class Lift(BaseTransform):
             raise ValueError(f"{self.group} acts on {n}-dimensional points, "
                              f"so 'pos' must have shape [N, {n}] (got "
                              f"{list(pos.shape)})")
-        if not torch.isfinite(pos).all():
+        # A data-dependent check: skipped inside compiled code (callers such
+        # as roll-outs validate their initial states once).
+        if not torch.compiler.is_compiling() and not torch.isfinite(pos).all():
             raise ValueError("'pos' contains NaN or infinite values")
         if batch is not None and batch.shape != pos.shape[:1]:
             raise ValueError(f"'batch' must have shape [{pos.size(0)}] "
                              f"(got {list(batch.shape)})")
         k = self.lift_size
         g, q = self.group.lift(pos, self.num_samples, generator)
+        point_index = torch.arange(pos.size(0), device=pos.device)
+        point_index = point_index.repeat_interleave(k)
+        lifted_batch = None if batch is None else batch[point_index]
+        if not with_edges:
+            return LiftedGraph(g, q, point_index, lifted_batch, None, None)
         with torch.no_grad():
             point_edges = self.neighbourhoods(pos.detach(), batch)
         edge_index = expand_edges(point_edges, pos.size(0), k)
         edge_attr = self.group.edge_attr(g, edge_index, q)
-        point_index = torch.arange(pos.size(0), device=pos.device)
-        point_index = point_index.repeat_interleave(k)
-        lifted_batch = None if batch is None else batch[point_index]
         return LiftedGraph(g, q, point_index, lifted_batch, edge_index,
                            edge_attr)
+
+    def lift_dense(self, pos: Tensor,
+                   generator: Optional[torch.Generator] = None
+                   ) -> Tuple[Tensor, Tensor, Tensor]:
+        r"""Lifts a batch of equally sized point clouds :obj:`pos [B, N, n]`
+        with full attention, for
+        :meth:`~torch_lie.nn.LieTransformer.forward_dense`; differentiable
+        in :obj:`pos`.
+
+        :rtype: (:class:`torch.Tensor`, :class:`torch.Tensor`,
+            :class:`torch.Tensor`): the elements :obj:`[B, M, ...]`, their
+            orbit invariants :obj:`[B, M, q_dim]` and the pair embeddings
+            :obj:`[B, M, M, edge_dim]` of all (target, source) pairs, with
+            :obj:`M = N * lift_size`.
+        """
+        if self.r is not None or self.max_num_neighbors is not None:
+            raise ValueError("'lift_dense' is full attention: it needs a "
+                             "Lift with r=None and max_num_neighbors=None")
+        if pos.dim() != 3:
+            raise ValueError(f"'pos' must have shape [B, N, n] (got "
+                             f"{list(pos.shape)})")
+        B, N, n = pos.shape
+        lifted = self.lift(pos.reshape(B * N, n), generator=generator,
+                           with_edges=False)
+        M = N * self.lift_size
+        g = lifted.g.view(B, M, *lifted.g.shape[1:])
+        q = lifted.q.view(B, M, self.group.q_dim)
+        u, v = g[:, :, None], g[:, None, :]
+        if self.group.q_dim == 0:
+            pair_attr = self.group.pair_embedding(u, v)
+        else:
+            shape = (B, M, M, self.group.q_dim)
+            pair_attr = self.group.pair_embedding(
+                u, v, q[:, :, None].expand(shape), q[:, None, :].expand(shape))
+        return g, q, pair_attr
 
     def forward(self, data: Data) -> LiftedData:
         if getattr(data, 'pos', None) is None:

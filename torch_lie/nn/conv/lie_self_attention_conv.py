@@ -120,16 +120,22 @@ class LieSelfAttentionConv(MessagePassing):
     def reset_parameters(self):
         super().reset_parameters()
         for lin in (self.lin_query, self.lin_key, self.lin_value,
-                    self.lin_out, self.kernel_in):
+                    self.lin_out):
             lin.reset_parameters()
-        # PyTorch's default for linear layers, applied per head.
-        bound = 1 / math.sqrt(self.kernel_dim)
-        for param in (self.kernel_hidden, self.kernel_hidden_bias,
-                      self.kernel_out, self.kernel_out_bias):
-            torch.nn.init.uniform_(param, -bound, bound)
+        # He initialisation of the location MLPs: with PyTorch's default
+        # (variance 1 / (3 fan_in)) each Swish layer shrinks the signal, and
+        # the location logits start nearly constant in the pair embedding.
+        weights = [(self.kernel_in.weight, self.edge_dim),
+                   (self.kernel_hidden, self.kernel_dim),
+                   (self.kernel_out, self.kernel_dim)]
         if self.kernel_content is not None:
-            bound = 1 / math.sqrt(self.edge_dim + 1)
-            torch.nn.init.uniform_(self.kernel_content, -bound, bound)
+            weights.append((self.kernel_content, self.edge_dim + 1))
+        for weight, fan_in in weights:
+            bound = math.sqrt(6 / fan_in)
+            torch.nn.init.uniform_(weight, -bound, bound)
+        for bias in (self.kernel_in.bias, self.kernel_hidden_bias,
+                     self.kernel_out_bias):
+            torch.nn.init.zeros_(bias)
 
     def forward(
         self,
@@ -166,6 +172,60 @@ class LieSelfAttentionConv(MessagePassing):
             return out, (edge_index, alpha)
         return out
 
+    def forward_dense(self, x: Tensor, pair_attr: Tensor,
+                      mask: Optional[Tensor] = None) -> Tensor:
+        r"""The same attention over complete graphs of equal (padded) size,
+        with batched matrix products instead of gathers and scatters: the
+        fast path for small graphs with full attention.
+
+        Args:
+            x (torch.Tensor): Features :obj:`[B, M, F_in]`.
+            pair_attr (torch.Tensor): Pair embeddings :obj:`[B, M, M, D]`,
+                :obj:`pair_attr[b, i, j]` that of target :obj:`i` and source
+                :obj:`j` (self pairs included).
+            mask (torch.Tensor, optional): Valid elements :obj:`[B, M]` of
+                padded graphs; padded ones are never attended to.
+                (default: :obj:`None`)
+        """
+        if pair_attr.size(-1) != self.edge_dim:
+            raise ValueError(f"'pair_attr' has {pair_attr.size(-1)} columns "
+                             f"but the layer expects edge_dim="
+                             f"{self.edge_dim} (the group's pair embedding)")
+        (B, M, _), H, C = x.shape, self.heads, self.head_dim
+        query = self.lin_query(x).view(B, M, H, C).transpose(1, 2)
+        key = self.lin_key(x).view(B, M, H, C).transpose(1, 2)
+        value = self.lin_value(x).view(B, M, H, C).transpose(1, 2)
+
+        content = (query @ key.transpose(-1, -2)) / math.sqrt(C)
+        content = content.permute(0, 2, 3, 1).reshape(-1, H)
+        alpha = self.logits(content, pair_attr.reshape(-1, self.edge_dim))
+        alpha = alpha.view(B, M, M, H).permute(0, 3, 1, 2)  # [B, H, M, M]
+
+        sources = None if mask is None else mask[:, None, None, :]
+        if self.attention == 'softmax':
+            if sources is not None:
+                alpha = alpha.masked_fill(~sources, float('-inf'))
+            alpha = alpha.softmax(dim=-1)
+        elif sources is None:
+            alpha = alpha / M
+        else:
+            count = sources.sum(-1, keepdim=True).clamp(min=1)
+            alpha = alpha.masked_fill(~sources, 0.0) / count
+        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        out = (alpha @ value).transpose(1, 2).reshape(B, M, H * C)
+        return self.lin_out(out)
+
+    def logits(self, content: Tensor, edge_attr: Tensor) -> Tensor:
+        r"""Combines content logits :obj:`[E, H]` with the location kernel
+        of the pair embeddings :obj:`[E, D]` into attention logits
+        :obj:`[E, H]`."""
+        if self.combine == 'mlp':
+            return self.location_kernel(edge_attr, content)
+        location = self.location_kernel(edge_attr)
+        if self.combine == 'sum':
+            return content + location
+        return content * location
+
     def location_kernel(self, edge_attr: Tensor,
                         content: Optional[Tensor] = None) -> Tensor:
         r"""Per-head location MLPs of the pair embeddings :obj:`[E, D]`
@@ -184,12 +244,7 @@ class LieSelfAttentionConv(MessagePassing):
                     index: Tensor, ptr: Optional[Tensor],
                     dim_size: Optional[int]) -> Tensor:
         content = (query_i * key_j).sum(dim=-1) / math.sqrt(self.head_dim)
-        if self.combine == 'mlp':
-            alpha = self.location_kernel(edge_attr, content)
-        elif self.combine == 'sum':
-            alpha = content + self.location_kernel(edge_attr)
-        else:
-            alpha = content * self.location_kernel(edge_attr)
+        alpha = self.logits(content, edge_attr)
 
         if self.attention == 'softmax':
             alpha = softmax(alpha, index, ptr, dim_size)

@@ -1,4 +1,21 @@
 r"""Models."""
+from torch_lie.nn.models.dynamics import (
+    Dynamics,
+    HamiltonianDynamics,
+    LiePotential,
+    MLPDynamics,
+    MLPHamiltonian,
+    SeparableHamiltonian,
+)
 from torch_lie.nn.models.lie_transformer import LieTransformer, LieTransformerBlock
 
-__all__ = ['LieTransformer', 'LieTransformerBlock']
+__all__ = [
+    'LieTransformer',
+    'LieTransformerBlock',
+    'Dynamics',
+    'HamiltonianDynamics',
+    'SeparableHamiltonian',
+    'LiePotential',
+    'MLPDynamics',
+    'MLPHamiltonian',
+]

@@ -1,4 +1,4 @@
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor
@@ -46,7 +46,18 @@ class LieTransformerBlock(torch.nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor,
                 edge_attr: Tensor) -> Tensor:
-        x = x + self.attn(self.norm_attn(x), edge_index, edge_attr)
+        return self._residual(
+            x, lambda h: self.attn(h, edge_index, edge_attr))
+
+    def forward_dense(self, x: Tensor, pair_attr: Tensor,
+                      mask: Optional[Tensor] = None) -> Tensor:
+        r"""The block on dense batches, see
+        :meth:`LieSelfAttentionConv.forward_dense`."""
+        return self._residual(
+            x, lambda h: self.attn.forward_dense(h, pair_attr, mask))
+
+    def _residual(self, x: Tensor, attend: Callable[[Tensor], Tensor]):
+        x = x + attend(self.norm_attn(x))
         return x + self.mlp(self.norm_mlp(x))
 
 
@@ -158,6 +169,35 @@ class LieTransformer(torch.nn.Module):
         if batch is None:
             batch, num_graphs = x.new_zeros(x.size(0), dtype=torch.long), 1
         x = scatter(x, batch, dim=0, dim_size=num_graphs, reduce=self.pool)
+        return self.head(x)
+
+    def forward_dense(self, x: Tensor, pair_attr: Tensor,
+                      mask: Optional[Tensor] = None) -> Tensor:
+        r"""The model on a dense batch of complete graphs (full attention),
+        with batched matrix products instead of gathers and scatters: the
+        fast path for small graphs, e.g. from
+        :meth:`torch_lie.transforms.Lift.lift_dense`. Same parameters and
+        outputs as :meth:`forward` on the same complete graphs.
+
+        Args:
+            x (torch.Tensor): Features :obj:`[B, M, F_in]`.
+            pair_attr (torch.Tensor): Pair embeddings :obj:`[B, M, M, D]`
+                (target, source).
+            mask (torch.Tensor, optional): Valid elements :obj:`[B, M]` of
+                padded graphs. (default: :obj:`None`)
+        """
+        x = self.embedding(x)
+        for block in self.blocks:
+            x = block.forward_dense(x, pair_attr, mask)
+        x = self.norm(x)
+        if mask is None:
+            x = {'mean': x.mean, 'sum': x.sum, 'max': x.amax}[self.pool](1)
+        elif self.pool == 'max':
+            x = x.masked_fill(~mask[..., None], float('-inf')).amax(1)
+        else:
+            x = (x * mask[..., None]).sum(1)
+            if self.pool == 'mean':
+                x = x / mask.sum(1, keepdim=True).clamp(min=1)
         return self.head(x)
 
     def __repr__(self) -> str:

@@ -1,0 +1,197 @@
+import math
+
+import pytest
+import torch
+
+from torch_lie.datasets import spring_hamiltonian, spring_vector_field
+from torch_lie.groups import SE2, T, Trivial
+from torch_lie.nn.models import (
+    HamiltonianDynamics,
+    LiePotential,
+    MLPDynamics,
+    MLPHamiltonian,
+    SeparableHamiltonian,
+)
+from torch_lie.testing import assert_equivariant
+
+
+def springs(batch=4, n=6, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(batch, 2, n, 2, generator=g, dtype=dtype) * 0.5
+    sys_params = torch.rand(batch, n, 2, generator=g, dtype=dtype)
+    sys_params = sys_params * torch.tensor([3.0, 5.0], dtype=dtype) + 0.1
+    return z, sys_params
+
+
+class SpringPotential(torch.nn.Module):
+    def forward(self, q, sys_params):
+        z = torch.stack([q, torch.zeros_like(q)], dim=1)
+        return spring_hamiltonian(z, sys_params)
+
+
+def small_potential(group='T2', **kwargs):
+    torch.manual_seed(0)
+    kwargs = {'hidden_channels': 16, 'num_layers': 2, 'heads': 2,
+              'kernel_dim': 8, **kwargs}
+    return LiePotential(2, group, **kwargs).double()
+
+
+def test_known_hamiltonian_gives_true_vector_field():
+    z, sys_params = springs()
+    full = HamiltonianDynamics(_Wrap(spring_hamiltonian))
+    separable = HamiltonianDynamics(SeparableHamiltonian(SpringPotential()))
+    expected = spring_vector_field(z, sys_params)
+    torch.testing.assert_close(full(z, sys_params), expected, atol=1e-12, rtol=0)
+    torch.testing.assert_close(separable(z, sys_params), expected, atol=1e-12,
+                               rtol=0)
+    # A roll-out of the true Hamiltonian conserves it.
+    ts = torch.linspace(0, 1, 401, dtype=torch.float64)
+    traj = full.rollout(z, ts, sys_params)
+    energy = spring_hamiltonian(traj, sys_params[:, None])
+    drift = (energy - energy[:, :1]).abs() / energy[:, :1].abs()
+    assert drift.max() < 1e-5
+
+
+class _Wrap(torch.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, z, sys_params):
+        return self.fn(z, sys_params)
+
+
+def test_field_and_parameter_gradients_match_autograd():
+    z, sys_params = springs()
+    hamiltonian = SeparableHamiltonian(small_potential())
+    dynamics = HamiltonianDynamics(hamiltonian)
+    z_ref = z.clone().requires_grad_()
+    grad, = torch.autograd.grad(hamiltonian(z_ref, sys_params).sum(), z_ref,
+                                create_graph=True)
+    ref = torch.stack([grad[:, 1], -grad[:, 0]], dim=1)
+    out = dynamics(z, sys_params)
+    torch.testing.assert_close(out, ref, atol=1e-13, rtol=0)
+    weights = torch.randn_like(out)
+    params = list(hamiltonian.parameters())
+    got = torch.autograd.grad((out * weights).sum(), params, allow_unused=True)
+    want = torch.autograd.grad((ref * weights).sum(), params, allow_unused=True)
+    for a, b in zip(got, want):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+    with torch.no_grad():
+        evaluated = dynamics(z, sys_params)
+    assert not evaluated.requires_grad
+    torch.testing.assert_close(evaluated, ref.detach())
+
+
+def test_dense_potential_matches_sparse_model():
+    z, sys_params = springs()
+    for group in ('T2', 'SE2-C4'):
+        potential = small_potential(group)
+        q = z[:, 0]
+        B, N, d = q.shape
+        batch = torch.arange(B).repeat_interleave(N)
+        lifted = potential.lift.lift(q.reshape(B * N, d), batch)
+        x = sys_params.reshape(B * N, -1)[lifted.point_index]
+        sparse = potential.transformer(x, lifted.edge_index, lifted.edge_attr,
+                                       lifted.batch, num_graphs=B).view(B)
+        torch.testing.assert_close(potential(q, sys_params), sparse,
+                                   atol=1e-12, rtol=0)
+
+
+def potential_of_points(potential, sys_params):
+    def fn(q):
+        return potential.to(q.dtype)(q[None], sys_params[None].to(q.dtype))
+    return fn
+
+
+def test_t2_potential_is_translation_invariant():
+    z, sys_params = springs()
+    errors = assert_equivariant(potential_of_points(small_potential('T2'),
+                                                    sys_params[0]),
+                                z[0, 0], T(2), num_elements=6)
+    assert errors[torch.float64] < 1e-9
+    with pytest.raises(AssertionError, match='Not invariant'):
+        assert_equivariant(potential_of_points(small_potential(Trivial(2)),
+                                               sys_params[0]), z[0, 0], T(2))
+
+
+def test_c4_potential_is_invariant_to_quarter_turns():
+    z, sys_params = springs()
+    group = SE2(num_rotations=4)
+    fn = potential_of_points(small_potential(group), sys_params[0])
+    errors = assert_equivariant(fn, z[0, 0], group, num_elements=6)
+    assert errors[torch.float64] < 1e-9
+    turn = group.exp(torch.tensor([[math.pi / 3, 0.5, 0.0]], dtype=torch.float64))
+    with pytest.raises(AssertionError):
+        assert_equivariant(fn, z[0, 0], group, elements=turn)
+
+
+@pytest.mark.parametrize('model', ['lie', 'fc', 'hfc'])
+def test_rollout_shapes(model):
+    z, sys_params = springs()
+    dynamics = {
+        'lie': lambda: HamiltonianDynamics(SeparableHamiltonian(small_potential())),
+        'fc': lambda: MLPDynamics(6, 2, 2, hidden_channels=32),
+        'hfc': lambda: HamiltonianDynamics(MLPHamiltonian(6, 2, 2, 32)),
+    }[model]().double()
+    ts = torch.linspace(0, 0.05, 6, dtype=torch.float64)
+    traj = dynamics.rollout(z, ts, sys_params)
+    assert traj.shape == (4, 6, 2, 6, 2)
+    assert torch.equal(traj[:, 0], z)
+
+
+def test_rollout_errors():
+    z, sys_params = springs()
+    dynamics = MLPDynamics(6, 2, 2).double()
+    ts = torch.linspace(0, 0.05, 6, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"'z' must have shape \[B, 2, N, d\]"):
+        dynamics.rollout(z[:, 0], ts, sys_params)
+    with pytest.raises(ValueError, match="'sys_params' must have shape"):
+        dynamics.rollout(z, ts, sys_params[:, :5])
+    bad = z.clone()
+    bad[1, 0, 2, 1] = float('nan')
+    with pytest.raises(ValueError, match='NaN'):
+        dynamics.rollout(bad, ts, sys_params)
+    with pytest.raises(ValueError, match="'ts'"):
+        dynamics.rollout(z, ts[None], sys_params)
+
+
+def test_training_reduces_rollout_loss():
+    z, sys_params = springs(batch=8, seed=1)
+    sys_params = sys_params * torch.tensor([1.0, 0.2], dtype=torch.float64)
+    ts = torch.linspace(0, 0.1, 6, dtype=torch.float64)
+    truth = HamiltonianDynamics(_Wrap(spring_hamiltonian)).rollout(z, ts,
+                                                                   sys_params)
+    dynamics = HamiltonianDynamics(SeparableHamiltonian(small_potential()))
+    optimizer = torch.optim.Adam(dynamics.parameters(), lr=3e-2)
+    losses = []
+    for _ in range(20):
+        loss = (dynamics.rollout(z, ts, sys_params) - truth).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.85 * losses[0]
+
+
+def test_compiled_vector_field_matches_eager():
+    torch.manual_seed(0)
+    potential = LiePotential(2, 'T2', hidden_channels=8, num_layers=1,
+                             heads=2, kernel_dim=4)
+    eager = HamiltonianDynamics(SeparableHamiltonian(potential))
+    compiled = HamiltonianDynamics(SeparableHamiltonian(potential), compile=True)
+    z, sys_params = springs(batch=3, dtype=torch.float32)
+    ts = torch.linspace(0, 0.05, 3)
+    grads = []
+    for dynamics in (compiled, eager):
+        potential.zero_grad()
+        traj = dynamics.rollout(z, ts, sys_params)
+        traj.pow(2).sum().backward()
+        grads.append([p.grad.clone() for p in potential.parameters()
+                      if p.grad is not None])
+        grads.append(traj.detach())
+    torch.testing.assert_close(grads[1], grads[3], atol=1e-5, rtol=1e-5)
+    for a, b in zip(grads[0], grads[2]):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
