@@ -273,3 +273,20 @@ def test_lift_as_dataset_transform_and_pickle(tmp_path, real_molecule):
     assert torch.equal(batch.y, torch.tensor([0.0, 1.0, 2.0]))
     # Random lifts are drawn afresh on every access.
     assert not torch.equal(dataset[0].g, dataset[0].g)
+
+
+@pytest.mark.parametrize('name', ['T2', 'SO2', 'SE2-C4'])
+def test_lift_dense_matches_sparse(benzene_2d, name):
+    pos = benzene_2d[0]
+    lift = Lift(name)
+    g, q, pair_attr = lift.lift_dense(torch.stack([pos, pos + 1.0]))
+    lifted = lift.lift(pos)
+    M = lifted.g.size(0)
+    assert pair_attr.shape == (2, M, M, lift.group.edge_dim)
+    src, dst = lifted.edge_index  # complete graph sorted by target, source
+    torch.testing.assert_close(pair_attr[0][dst, src], lifted.edge_attr)
+    torch.testing.assert_close(g[0], lifted.g)
+    with pytest.raises(ValueError, match='full attention'):
+        Lift(name, r=1.0).lift_dense(pos[None])
+    with pytest.raises(ValueError, match=r'\[B, N, n\]'):
+        lift.lift_dense(pos)
