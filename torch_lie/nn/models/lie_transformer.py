@@ -20,6 +20,11 @@ class MLP(torch.nn.Sequential):
                          torch.nn.Dropout(dropout),
                          Linear(hidden_channels, out_channels))
 
+    def reset_parameters(self):
+        for module in self:
+            if hasattr(module, 'reset_parameters'):
+                module.reset_parameters()
+
 
 class LieTransformerBlock(torch.nn.Module):
     r"""A pre-LayerNorm residual block: :math:`\mathbf{x} \leftarrow
@@ -38,11 +43,8 @@ class LieTransformerBlock(torch.nn.Module):
         self.mlp = MLP(channels, int(mlp_ratio * channels), channels, dropout)
 
     def reset_parameters(self):
-        for module in (self.norm_attn, self.attn, self.norm_mlp):
+        for module in (self.norm_attn, self.attn, self.norm_mlp, self.mlp):
             module.reset_parameters()
-        for module in self.mlp:
-            if hasattr(module, 'reset_parameters'):
-                module.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor,
                 edge_attr: Tensor) -> Tensor:
@@ -143,9 +145,7 @@ class LieTransformer(torch.nn.Module):
         for block in self.blocks:
             block.reset_parameters()
         self.norm.reset_parameters()
-        for module in self.head:
-            if hasattr(module, 'reset_parameters'):
-                module.reset_parameters()
+        self.head.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
                 batch: Optional[Tensor] = None,
