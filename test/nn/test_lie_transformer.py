@@ -228,3 +228,16 @@ def test_dense_path_matches_sparse_with_padding(real_molecule, attention, pool,
         pair_attr[b, :m, :m] = ref
     dense = model.forward_dense(x, pair_attr, mask)
     torch.testing.assert_close(dense, sparse, atol=1e-12, rtol=1e-10)
+
+
+def test_reset_parameters_is_seeded():
+    model = make_model('SE3')
+    torch.manual_seed(5)
+    model.reset_parameters()
+    first = [p.clone() for p in model.parameters()]
+    torch.manual_seed(5)
+    model.reset_parameters()
+    assert all(torch.equal(a, b) for a, b in zip(first, model.parameters()))
+    torch.manual_seed(6)
+    model.reset_parameters()
+    assert not torch.equal(first[0], next(model.parameters()))
