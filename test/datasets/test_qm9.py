@@ -1,0 +1,261 @@
+r"""The QM9 pipeline on the real :class:`torch_geometric.datasets.QM9` class,
+run offline on a small :obj:`raw/qm9_v3.pt` written from ASE molecules with
+made-up, deterministic targets."""
+import math
+
+import pytest
+import torch
+from ase.build import molecule
+from torch_geometric.data import Data
+from torch_geometric.datasets import QM9
+from torch_geometric.loader import DataLoader
+from torch_geometric.transforms import Compose
+
+from torch_lie.datasets.qm9 import (
+    QM9_SPLIT,
+    QM9_TARGETS,
+    QM9Features,
+    QM9Target,
+    qm9_atomref,
+    qm9_features,
+    qm9_split,
+    qm9_target_info,
+    qm9_targets,
+    write_qm9_raw,
+)
+from torch_lie.transforms import Lift
+from torch_lie.transforms.random_rotation import RandomRotation
+
+NAMES = ['CH4', 'NH3', 'H2O', 'HF', 'CH3CH2OH', 'C6H6', 'CH3OH', 'HCN',
+         'CO2', 'HCOOH', 'CH3CN', 'H2CO', 'C2H2', 'C2H4', 'C2H6', 'CH3NO2']
+HAR2EV = 27.211386246
+#: Atom reference energies of the QM9 paper (Hartree) for U0, U, H, G.
+ATOMREF_HARTREE = {
+    'U0': {1: -0.500273, 6: -37.846772, 7: -54.583861, 8: -75.064579,
+           9: -99.718730},
+    'U': {1: -0.498857, 6: -37.845355, 7: -54.582445, 8: -75.063162,
+          9: -99.717314},
+    'H': {1: -0.497912, 6: -37.844411, 7: -54.581501, 8: -75.062219,
+          9: -99.716370},
+    'G': {1: -0.510927, 6: -37.861317, 7: -54.598897, 8: -75.079532,
+          9: -99.733544},
+}
+ENERGY_COLUMNS = {'U0': 7, 'U': 8, 'H': 9, 'G': 10}
+
+def atomisation(i: int, num_atoms: int) -> float:
+    r"""The made-up atomisation energy (eV) of molecule :obj:`i`."""
+    return -2.5 * num_atoms - 0.137 * i
+
+
+def made_up_targets(molecules) -> torch.Tensor:
+    r"""Deterministic targets :obj:`[len(molecules), 19]` in PyG's units:
+    total energies = atom references + a made-up atomisation energy."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(len(molecules), 19, generator=g, dtype=torch.float64)
+    for i, atoms in enumerate(molecules):
+        z = atoms.get_atomic_numbers().tolist()
+        for name, column in ENERGY_COLUMNS.items():
+            ref = sum(ATOMREF_HARTREE[name][a] for a in z) * HAR2EV
+            y[i, column] = ref + atomisation(i, len(z)) + 0.01 * column
+    return y
+
+
+def write_raw(root) -> torch.Tensor:
+    if _has_rdkit():  # PyG would expect the SDF files then
+        pytest.skip('rdkit is installed: PyG QM9 reads other raw files')
+    molecules = [molecule(name) for name in NAMES]
+    y = made_up_targets(molecules)
+    write_qm9_raw(molecules, y, root / 'raw' / 'qm9_v3.pt')
+    return y
+
+
+def _has_rdkit() -> bool:
+    try:
+        import rdkit  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope='module')
+def qm9(tmp_path_factory):
+    root = tmp_path_factory.mktemp('QM9')
+    y = write_raw(root)
+    return QM9(str(root)), y
+
+
+def test_raw_file_read_by_pyg(qm9):
+    dataset, y = qm9
+    assert len(dataset) == len(NAMES)
+    for i in (0, 4, 15):
+        atoms = molecule(NAMES[i])
+        data = dataset[i]
+        assert data.y.shape == (1, 19)
+        assert torch.equal(data.z, torch.tensor(atoms.numbers))
+        assert torch.allclose(data.pos, torch.tensor(atoms.positions).float())
+        assert torch.equal(data.y[0], y[i].float())
+        assert data.x.shape == (len(atoms), 11)
+
+
+@pytest.mark.parametrize('name', list(QM9_TARGETS))
+def test_targets_by_hand(qm9, name):
+    dataset, y = qm9
+    info = qm9_target_info(name)
+    transform = QM9Target(name)
+    values = qm9_targets(dataset, name)
+    assert values.dtype == torch.float64 and values.shape == (len(NAMES), )
+    for i in range(len(NAMES)):
+        data = dataset[i]
+        out = transform(data)
+        assert out.y.shape == (1, 1) and out.y.dtype == torch.float32
+        assert data.y.shape == (1, 19)  # not modified in place
+        stored = float(y[i, info.index].float())  # PyG keeps float32
+        if name in ENERGY_COLUMNS:  # atomisation energy in meV
+            ref = sum(ATOMREF_HARTREE[name][a] for a in data.z.tolist())
+            expected = (stored - ref * HAR2EV) * 1000
+            # The made-up atomisation energy, up to PyG's float32 totals.
+            true = (atomisation(i, data.num_nodes) + 0.01 * info.index) * 1000
+            assert abs(expected - true) < 1.0
+            # The table's sixth decimals: 3e-5 eV per atom at most.
+            tol = 0.03 * data.num_nodes
+        elif name in ('homo', 'lumo', 'gap', 'zpve'):  # eV -> meV
+            expected, tol = stored * 1000, 1e-3
+        else:  # D, a0^3, a0^2, cal/(mol K): unchanged
+            expected, tol = stored, 1e-6
+        assert abs(float(out.y) - expected) < tol + 1e-6 * abs(expected)
+        assert abs(float(values[i]) - expected) < tol
+        assert abs(float(values[i]) - float(out.y)) < 1e-6 * max(
+            1.0, abs(expected))
+
+
+def test_atomref_matches_pyg(qm9):
+    dataset, _ = qm9
+    for name, column in ENERGY_COLUMNS.items():
+        ours = qm9_atomref(name)
+        theirs = dataset.atomref(column).view(-1).double()
+        assert torch.allclose(ours, theirs, atol=3e-4, rtol=0)
+    for name in ('homo', 'mu', 'zpve', 'Cv'):
+        assert qm9_atomref(name) is None
+
+
+def test_qm9_targets_of_subsets(qm9):
+    dataset, _ = qm9
+    idx = torch.tensor([5, 0, 11, 3])
+    subset = dataset.index_select(idx)
+    assert torch.equal(qm9_targets(subset, 'U0'), qm9_targets(dataset,
+                                                              'U0')[idx])
+    # Fallback for plain lists of Data objects.
+    as_list = [dataset[i] for i in idx.tolist()]
+    assert torch.allclose(qm9_targets(as_list, 'gap'),
+                          qm9_targets(subset, 'gap'))
+
+
+def test_target_names():
+    assert set(QM9_TARGETS) == {'homo', 'lumo', 'gap', 'alpha', 'mu', 'Cv',
+                                'G', 'H', 'r2', 'U', 'U0', 'zpve'}
+    assert QM9Target('u0').target == 'U0' and QM9Target('CV').target == 'Cv'
+    assert qm9_target_info('U0').index == 7  # total U0 in PyG
+    assert repr(QM9Target('homo')) == "QM9Target('homo')"
+    with pytest.raises(ValueError, match='homo.*U0'):
+        QM9Target('HOMO-1')
+    with pytest.raises(ValueError, match="shape"):
+        QM9Target('homo')(Data(y=torch.zeros(1, 1)))
+
+
+def test_features():
+    z = torch.tensor([1, 6, 7, 8, 9])
+    x = qm9_features(z)
+    assert x.shape == (5, 15) and x.dtype == torch.float32
+    for row, (a, zi) in enumerate(zip(range(5), z.tolist(), strict=True)):
+        expected = torch.zeros(15)
+        expected[3 * a:3 * a + 3] = torch.tensor([1, zi / 9, (zi / 9)**2])
+        assert torch.allclose(x[row], expected)
+    assert qm9_features(z, torch.float64).dtype == torch.float64
+    assert qm9_features(torch.zeros(0, dtype=torch.long)).shape == (0, 15)
+    with pytest.raises(ValueError, match='Cl'):
+        qm9_features(torch.tensor(molecule('CH3Cl').numbers))
+    with pytest.raises(ValueError, match='Si.*Z=0|Z=0.*Si'):
+        qm9_features(torch.tensor([1, 14, 0]))
+
+
+def test_features_transform(qm9):
+    dataset, _ = qm9
+    data = dataset[4]
+    out = QM9Features()(data)
+    assert out.x.shape == (data.num_nodes, 15)
+    assert torch.equal(out.x, qm9_features(data.z))
+    assert data.x.shape == (data.num_nodes, 11)  # input untouched
+
+
+def test_split():
+    train, val, test = qm9_split(130_831, seed=0)
+    assert (len(train), len(val), len(test)) == QM9_SPLIT
+    everything = torch.cat([train, val, test])
+    assert torch.equal(everything.sort().values, torch.arange(130_831))
+    again = qm9_split(130_831, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(again, (train, val, test),
+                                                 strict=True))
+    assert not torch.equal(qm9_split(130_831, seed=1)[0], train)
+
+    # Scaled to small data sets: at least one validation and test molecule.
+    assert [len(s) for s in qm9_split(16)] == [12, 2, 2]
+    assert [len(s) for s in qm9_split(3)] == [1, 1, 1]
+    assert [len(s) for s in qm9_split(1000)] == [764, 136, 100]
+    assert [len(s) for s in qm9_split(16, sizes=(10, 3, 2))] == [10, 3, 2]
+    with pytest.raises(ValueError, match='at least 3'):
+        qm9_split(2)
+    with pytest.raises(ValueError, match='at most 16'):
+        qm9_split(16, sizes=(10, 5, 2))
+
+
+def test_random_rotation():
+    pos = torch.tensor(molecule('CH3CH2OH').positions, dtype=torch.float64)
+    force = torch.randn(pos.shape, dtype=torch.float64)
+    data = Data(pos=pos, force=force, z=torch.arange(9))
+    transform = RandomRotation(keys=('pos', 'force'))
+    assert repr(transform) == "RandomRotation(dim=3, keys=['pos', 'force'])"
+    assert repr(RandomRotation()) == "RandomRotation(dim=3, keys=['pos'])"
+    torch.manual_seed(0)
+    out = transform(data)
+    assert out is not data
+    assert data.pos is pos and data.force is force  # not in place
+    assert torch.equal(data.pos, torch.tensor(molecule('CH3CH2OH').positions,
+                                              dtype=torch.float64))
+    assert torch.equal(out.z, data.z)
+    # A proper rotation, the same for both attributes.
+    R = torch.linalg.lstsq(pos, out.pos).solution.T
+    assert torch.allclose(R @ R.T, torch.eye(3, dtype=torch.float64),
+                          atol=1e-10)
+    assert abs(float(torch.linalg.det(R)) - 1) < 1e-10
+    assert torch.allclose(out.force, force @ R.T, atol=1e-10)
+    assert not torch.allclose(out.pos, pos)
+    # Fresh draws, reproducible with the seed; uniform directions.
+    torch.manual_seed(0)
+    assert torch.equal(transform(data).pos, out.pos)
+    rotate = RandomRotation()
+    e1 = Data(pos=torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64))
+    mean = torch.stack([rotate(e1).pos[0] for _ in range(2000)]).mean(0)
+    assert float(mean.norm()) < 5 / math.sqrt(2000)
+    # 2D and errors.
+    out2 = RandomRotation(dim=2)(Data(pos=pos[:, :2]))
+    assert torch.allclose(torch.cdist(out2.pos, out2.pos),
+                          torch.cdist(pos[:, :2], pos[:, :2]))
+    with pytest.raises(ValueError, match='force'):
+        RandomRotation(keys=('force', ))(Data(pos=pos))
+    with pytest.raises(ValueError, match=r'\[N, 3\]'):
+        RandomRotation()(Data(pos=pos[:, :2]))
+    with pytest.raises(ValueError, match='dim'):
+        RandomRotation(dim=4)
+
+
+def test_pipeline_batches(qm9):
+    dataset, _ = qm9
+    dataset = dataset.copy()
+    dataset.transform = Compose([QM9Target('U0'), QM9Features(),
+                                 RandomRotation(), Lift('SE3', 2, r=3.0)])
+    batch = next(iter(DataLoader(dataset, batch_size=5)))
+    assert batch.y.shape == (5, 1)
+    assert batch.x.shape == (batch.point_index.numel(), 15)
+    assert batch.num_nodes == 2 * batch.pos.size(0)
+    expected = qm9_targets(dataset, 'U0')[:5].float()
+    assert torch.allclose(batch.y.view(-1), expected)
