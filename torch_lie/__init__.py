@@ -3,6 +3,7 @@ for PyTorch Geometric."""
 import torch_lie.data
 import torch_lie.datasets
 import torch_lie.groups
+import torch_lie.io
 import torch_lie.nn
 import torch_lie.testing
 import torch_lie.transforms
