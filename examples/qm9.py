@@ -35,6 +35,36 @@ the whole training state; :obj:`best.pt`, the best model);
 
 Defaults are the paper's configuration (width 1504, 6 layers, 8 heads,
 4 lifted samples, batch 100, learning rate 1e-3, 500 epochs).
+
+Data-parallel training: launched by :obj:`torchrun`, one process per GPU
+(:obj:`cuda:LOCAL_RANK`, backend :obj:`nccl`) or per share of the CPU
+(:obj:`--device cpu`, backend :obj:`gloo`), the model is wrapped in
+:class:`~torch.nn.parallel.DistributedDataParallel`::
+
+    # 4 GPUs of one machine; --batch-size is the global batch (25 per GPU)
+    torchrun --nproc_per_node 4 examples/qm9.py --target homo --group SE3 \
+        --batch-size 100 --out runs/qm9-homo-se3
+    # 2 CPU processes
+    torchrun --nproc_per_node 2 examples/qm9.py --target homo --group SE3 \
+        --device cpu --hidden 64 --layers 2 --epochs 2
+
+:obj:`--batch-size` must be divisible by the number of processes. The
+training molecules are visited in an order that depends only on
+:obj:`--seed` and the epoch (:class:`~torch.utils.data.DistributedSampler`),
+so every number of processes sees the same global batches (up to the
+padding of the last one when the training set does not divide evenly
+between the processes, which repeats a few molecules). Validation and test
+sets are split between the processes, their errors summed over all of them,
+so that every process reports the same MAE. Rank 0 processes the data set
+(the others wait), prints, and writes the checkpoints, which hold the random
+state of every process; :obj:`--resume` loads them in all processes (on
+several machines, :obj:`--root` and :obj:`--out` must be on a shared file
+system). A run can be resumed with another number of processes: the data
+order stays the same, the random draws (augmentation, lifts) do not.
+
+For tests: when the environment variable :obj:`TORCH_LIE_QM9_DUMP_DIR` is
+set, each process writes its weights at the end of the last epoch and its
+own training losses of every step to :obj:`rank{RANK}.pt` in that folder.
 """
 import argparse
 import math
@@ -44,6 +74,8 @@ import time
 from typing import Dict, Optional
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 from torch_geometric.loader import DataLoader
 from torch_geometric.transforms import Compose
 from tqdm import tqdm
@@ -61,6 +93,7 @@ from torch_lie.io.ase import atoms_to_data, read_molecule
 from torch_lie.nn import LieTransformer
 from torch_lie.transforms import Lift
 from torch_lie.transforms.random_rotation import RandomRotation
+from torch_lie.utils.distributed import DistributedContext, init_distributed
 
 #: Test MAE of the paper (Table 2), in the units of
 #: :data:`torch_lie.datasets.qm9.QM9_TARGETS`.
@@ -85,6 +118,8 @@ MODEL_KEYS = ('target', 'group', 'num_lift_samples', 'r',
 TRAIN_KEYS = ('epochs', 'batch_size', 'lr', 'warmup', 'seed', 'split_sizes',
               'augment')
 FORMAT = 'torch_lie/examples/qm9/1'
+#: Testing aid: a folder for each process's final weights and step losses.
+DUMP_ENV = 'TORCH_LIE_QM9_DUMP_DIR'
 
 
 # ----------------------------------------------------------------------
@@ -218,8 +253,13 @@ def forward(model, batch, lift: Optional[Lift] = None):
 
 @torch.no_grad()
 def evaluate(model, loader, mean: float, std: float, device,
-             lift: Optional[Lift] = None) -> float:
-    r"""MAE in the target's unit (the model predicts standardised values)."""
+             lift: Optional[Lift] = None,
+             ctx: Optional[DistributedContext] = None) -> float:
+    r"""MAE in the target's unit (the model predicts standardised values),
+    over the molecules of :obj:`loader` in all processes of :obj:`ctx`
+    (each process holding its share of them). :obj:`model` must not be
+    wrapped in :class:`DistributedDataParallel`, as the shares may differ
+    in their number of batches."""
     model.eval()
     total, count = 0.0, 0
     for batch in loader:
@@ -227,6 +267,8 @@ def evaluate(model, loader, mean: float, std: float, device,
         pred = forward(model, batch, lift).double() * std + mean
         total += float((pred - batch.y.view(-1).double()).abs().sum())
         count += batch.num_graphs
+    if ctx is not None:
+        total, count = ctx.all_reduce_sum(total, count)
     return total / max(count, 1)
 
 
@@ -249,14 +291,33 @@ def load_datasets(root: str, config: dict, lift_in_loader: bool = True):
     return train_set, val_set, test_set
 
 
-def train(args) -> dict:
+def _quiet(*args, **kwargs) -> None:
+    pass
+
+
+def rng_state(device) -> tuple:
+    r"""This process's random state: CPU and, on a GPU, CUDA."""
+    return (torch.get_rng_state(), torch.cuda.get_rng_state(device)
+            if device.type == 'cuda' else None)
+
+
+def train(args, ctx: Optional[DistributedContext] = None) -> dict:
+    r"""Trains (or resumes) a run; :obj:`ctx` is this process's place in a
+    data-parallel run (default: a single process on :obj:`--device`)."""
+    if ctx is None:
+        ctx = DistributedContext(device=torch.device(args.device))
     config = make_config(args)
     info = qm9_target_info(config['target'])
-    device = torch.device(args.device)
+    device, world = ctx.device, ctx.world_size
+    if config['batch_size'] % world:
+        raise ValueError(f"'--batch-size' ({config['batch_size']}) must be "
+                         f"divisible by the number of processes ({world})")
+    log = print if ctx.is_main else _quiet
     os.makedirs(args.out, exist_ok=True)
     ckpt_path = os.path.join(args.out, 'checkpoint.pt')
     best_path = os.path.join(args.out, 'best.pt')
 
+    # Every process decides on its own (before rank 0 can write anything).
     state = None
     if os.path.exists(ckpt_path):
         if not args.resume:
@@ -266,7 +327,7 @@ def train(args) -> dict:
         check_config(state['config'], config, ckpt_path,
                      MODEL_KEYS + TRAIN_KEYS)
     elif args.resume:
-        print(f"No checkpoint in '{args.out}': starting a new run")
+        log(f"No checkpoint in '{args.out}': starting a new run")
 
     lift_on_device = args.lift_on_device
     if lift_on_device is None:
@@ -274,103 +335,153 @@ def train(args) -> dict:
     device_lift = build_lift(config) if lift_on_device else None
 
     torch.manual_seed(config['seed'])
-    train_set, val_set, test_set = load_datasets(args.root, config,
-                                                 not lift_on_device)
+    with ctx.main_process_first():  # PyG processes QM9 on first use
+        train_set, val_set, test_set = load_datasets(args.root, config,
+                                                     not lift_on_device)
     y = qm9_targets(train_set, info)
     mean = float(y.mean())
     std = float(y.std()) if len(y) > 1 else 1.0
     std = std if std > 0 else 1.0  # a constant target
-    print(f"QM9 '{info.name}' ({info.description}, {info.unit}): "
-          f"{len(train_set)} train / {len(val_set)} val / {len(test_set)} "
-          f"test molecules; train mean {mean:.4g}, std {std:.4g}")
+    log(f"QM9 '{info.name}' ({info.description}, {info.unit}): "
+        f"{len(train_set)} train / {len(val_set)} val / {len(test_set)} "
+        f"test molecules; train mean {mean:.4g}, std {std:.4g}")
 
-    loader_kwargs = dict(batch_size=config['batch_size'],
+    # The order of the training molecules depends on the seed and the epoch
+    # only; global batch k is made of the k-th batch of every process.
+    sampler = DistributedSampler(train_set, num_replicas=world,
+                                 rank=ctx.rank, shuffle=True,
+                                 seed=config['seed'], drop_last=False)
+    loader_kwargs = dict(batch_size=config['batch_size'] // world,
                          num_workers=args.num_workers)
-    train_loader = DataLoader(train_set, shuffle=True, drop_last=False,
-                              **loader_kwargs)
+    train_loader = DataLoader(train_set, sampler=sampler, **loader_kwargs)
+    if world > 1:  # each process evaluates its share
+        val_set = val_set[ctx.rank::world]
+        test_set = test_set[ctx.rank::world]
     val_loader = DataLoader(val_set, **loader_kwargs)
     test_loader = DataLoader(test_set, **loader_kwargs)
 
-    model = build_model(config).to(device)
-    num_params = sum(p.numel() for p in model.parameters())
-    print(f"{model}: {num_params:,} parameters, lift {build_lift(config)} "
-          f"(in the {'training loop' if lift_on_device else 'data loader'}),"
-          f" augmentation {'on' if config['augment'] else 'off'}")
-    optimizer = torch.optim.Adam(model.parameters(), lr=config['lr'])
+    net = build_model(config).to(device)
+    num_params = sum(p.numel() for p in net.parameters())
+    log(f"{net}: {num_params:,} parameters, lift {build_lift(config)} "
+        f"(in the {'training loop' if lift_on_device else 'data loader'}), "
+        f"augmentation {'on' if config['augment'] else 'off'}"
+        + (f", {world} processes of batch {config['batch_size'] // world}"
+           if ctx.is_distributed else ''))
+    if ctx.rank > 0:  # same weights, but random draws of its own
+        torch.manual_seed(config['seed'] + ctx.rank)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config['lr'])
+    # The same number of steps for any number of processes.
     total_steps = config['epochs'] * len(train_loader)
     warmup = max(1, round(config['warmup'] * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, warmup, total_steps))
 
     start_epoch, best_val, best_epoch, history = 0, math.inf, 0, []
-    if state is not None:
-        load_model_state(model, state, ckpt_path)
+    if state is not None:  # every process loads the checkpoint
+        load_model_state(net, state, ckpt_path)
         optimizer.load_state_dict(state['optimizer'])
         scheduler.load_state_dict(state['scheduler'])
         start_epoch, history = state['epoch'], list(state['history'])
         best_val, best_epoch = state['best_val_mae'], state['best_epoch']
         mean, std = state['target_mean'], state['target_std']
-        torch.set_rng_state(state['rng_state'])
-        if device.type == 'cuda' and state.get('cuda_rng_state') is not None:
-            torch.cuda.set_rng_state(state['cuda_rng_state'], device)
-        print(f"Resuming '{ckpt_path}' after epoch {start_epoch}")
+        saved = state.get('rng_states') or [(state['rng_state'],
+                                             state.get('cuda_rng_state'))]
+        if len(saved) != world:
+            log(f"The checkpoint was written by {len(saved)} process(es), "
+                f"resuming with {world}: random draws differ from those of "
+                f"an uninterrupted run")
+        if ctx.rank < len(saved):
+            cpu_state, cuda_state = saved[ctx.rank]
+            torch.set_rng_state(cpu_state)
+            if device.type == 'cuda' and cuda_state is not None:
+                torch.cuda.set_rng_state(cuda_state, device)
+        else:  # a stream of its own
+            torch.manual_seed(config['seed'] + ctx.rank + 1000 * start_epoch)
+        log(f"Resuming '{ckpt_path}' after epoch {start_epoch}")
 
-    def snapshot(epoch: int, full: bool) -> dict:
+    model = net
+    if ctx.is_distributed:  # broadcasts rank 0's weights
+        model = DistributedDataParallel(
+            net, device_ids=[device] if device.type == 'cuda' else None)
+
+    def snapshot(epoch: int, rng_states=None) -> dict:
         out = {'format': FORMAT, 'config': config, 'epoch': epoch,
-               'model': model.state_dict(), 'target_mean': mean,
+               'model': net.state_dict(), 'target_mean': mean,
                'target_std': std, 'best_val_mae': best_val,
                'best_epoch': best_epoch, 'history': history}
-        if full:
+        if rng_states is not None:  # the whole training state
             out.update(optimizer=optimizer.state_dict(),
                        scheduler=scheduler.state_dict(),
-                       rng_state=torch.get_rng_state(),
-                       cuda_rng_state=(torch.cuda.get_rng_state(device)
-                                       if device.type == 'cuda' else None))
+                       rng_state=rng_states[0][0],
+                       cuda_rng_state=rng_states[0][1],
+                       rng_states=rng_states, world_size=world)
         return out
 
+    step_losses = []  # this process's, for DUMP_ENV
     for epoch in range(start_epoch, config['epochs']):
         model.train()
+        sampler.set_epoch(epoch)
         start, total, count = time.perf_counter(), 0.0, 0
         progress = tqdm(train_loader, desc=f"epoch {epoch + 1}/"
                         f"{config['epochs']}", leave=False,
-                        disable=not args.progress)
+                        disable=not (args.progress and ctx.is_main))
         for batch in progress:
             batch = batch.to(device)
             target = (batch.y.view(-1) - mean) / std
+            # Equal batch sizes in all processes (the sampler pads): the
+            # mean of the processes' gradients is that of the global batch.
             loss = (forward(model, batch, device_lift) - target).abs().mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += float(loss.detach()) * batch.num_graphs
+            step_losses.append(float(loss.detach()))
+            total += step_losses[-1] * batch.num_graphs
             count += batch.num_graphs
             progress.set_postfix(loss=f'{total / count:.4f}')
         seconds = time.perf_counter() - start
-        val_mae = evaluate(model, val_loader, mean, std, device, device_lift)
+        total, count = ctx.all_reduce_sum(total, count)
+        val_mae = evaluate(net, val_loader, mean, std, device, device_lift,
+                           ctx)
         history.append({'epoch': epoch + 1, 'train_loss': total / count,
                         'val_mae': val_mae, 'seconds': seconds})
-        if val_mae < best_val:
+        rng_states = ctx.all_gather_object(rng_state(device))
+        if val_mae < best_val:  # the same in every process
             best_val, best_epoch = val_mae, epoch + 1
-            atomic_save(snapshot(epoch + 1, full=False), best_path)
-        atomic_save(snapshot(epoch + 1, full=True), ckpt_path)
-        tqdm.write(f"epoch {epoch + 1:>4}: train L1 (std. units) "
-                   f"{total / count:.4f}, val MAE {val_mae:.4g} {info.unit}"
-                   f" ({seconds:.1f} s, {count / seconds:.1f} graphs/s)")
+            if ctx.is_main:
+                atomic_save(snapshot(epoch + 1), best_path)
+        if ctx.is_main:
+            atomic_save(snapshot(epoch + 1, rng_states), ckpt_path)
+            tqdm.write(f"epoch {epoch + 1:>4}: train L1 (std. units) "
+                       f"{total / count:.4f}, val MAE {val_mae:.4g} "
+                       f"{info.unit} ({seconds:.1f} s, "
+                       f"{count / seconds:.1f} graphs/s)")
 
+    if os.environ.get(DUMP_ENV):
+        dump_dir = os.environ[DUMP_ENV]
+        os.makedirs(dump_dir, exist_ok=True)
+        torch.save({'rank': ctx.rank, 'world_size': world,
+                    'model': net.state_dict(), 'step_losses': step_losses,
+                    'history': history},
+                   os.path.join(dump_dir, f'rank{ctx.rank}.pt'))
+
+    ctx.barrier()  # best.pt is written
     best = load_checkpoint(best_path)
-    load_model_state(model, best, best_path)
-    test_mae = evaluate(model, test_loader, mean, std, device, device_lift)
+    load_model_state(net, best, best_path)
+    test_mae = evaluate(net, test_loader, mean, std, device, device_lift,
+                        ctx)
     row = paper_row(config)
     paper = PAPER_MAE[row][info.name] if row is not None else None
     line = (f"test MAE {info.name}: {test_mae:.4g} {info.unit} (best "
             f"validation epoch {best_epoch})")
     if paper is not None:
         line += f"; paper {row}: {paper:g} {info.unit}"
-    print(line)
+    log(line)
     return {'config': config, 'parameters': num_params, 'history': history,
             'best_epoch': best_epoch, 'best_val_mae': best_val,
             'test_mae': test_mae, 'paper_row': row, 'paper_mae': paper,
-            'unit': info.unit, 'checkpoint': ckpt_path, 'best': best_path}
+            'unit': info.unit, 'checkpoint': ckpt_path, 'best': best_path,
+            'world_size': world}
 
 
 # ----------------------------------------------------------------------
@@ -508,7 +619,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == 'predict':
         return predict(parse_predict_args(argv[1:]))
-    return train(parse_train_args(argv))
+    args = parse_train_args(argv)
+    # Joins the process group when launched by torchrun.
+    with init_distributed(args.device) as ctx:
+        return train(args, ctx)
 
 
 if __name__ == '__main__':
