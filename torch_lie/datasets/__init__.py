@@ -1,4 +1,12 @@
 r"""Data sets of the LieTransformer tasks."""
+from torch_lie.datasets.constellation import (
+    CONSTELLATION_SHAPES,
+    Constellation,
+    ConstellationBatch,
+    constellation_distance_features,
+    constellation_patterns,
+    generate_constellations,
+)
 from torch_lie.datasets.qm9 import (
     QM9_ELEMENTS,
     QM9_SPLIT,
@@ -21,6 +29,12 @@ from torch_lie.datasets.spring_dynamics import (
 )
 
 __all__ = [
+    'Constellation',
+    'ConstellationBatch',
+    'CONSTELLATION_SHAPES',
+    'constellation_distance_features',
+    'constellation_patterns',
+    'generate_constellations',
     'SpringDynamics',
     'SpringSample',
     'spring_hamiltonian',

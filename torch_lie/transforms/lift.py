@@ -45,7 +45,10 @@ class Lift(BaseTransform):
     rotations, rigid motions) preserves, so neighbourhoods are invariant too.
 
     The lifted :class:`~torch_lie.data.LiftedData` holds :obj:`x [M, F]`
-    (features repeated; a column of ones when the input has no :obj:`x`),
+    (features repeated; a column of ones when the input has no :obj:`x`:
+    then use :obj:`attention="dot_product"` or invariant features, since
+    softmax attention over equal features returns those features whatever
+    the weights, and the model cannot see the geometry),
     :obj:`g` (the elements), :obj:`q [M, q_dim]`, :obj:`point_index [M]`,
     :obj:`edge_index [2, E]` sorted by target, :obj:`edge_attr [E,
     group.edge_dim]`, and the input's :obj:`pos [N, n]` and other attributes
