@@ -15,8 +15,17 @@ install:
 	# torch_lie falls back to pure torch when they are absent or do not load.
 	-[ -d $(WHEELS) ] && $(PIP) install -q --no-deps $(WHEELS)/*.whl
 
+# A short version of the spring dynamics experiment (a few minutes on 2 CPU
+# cores): 100 training systems, a small T(2) LieTransformer and the FC
+# baseline, then a table of their test errors; plots in runs/demo/*/.
+DEMO_DATA := --n-train 100 --train-systems 100 --n-val 100 --n-test 100 \
+	--batch-size 10 --epochs 60 --lr 3e-3 --warmup 0.05 --no-progress
 demo: install
-	$(PYTHON) examples/molecules.py
+	$(PYTHON) examples/spring_dynamics.py --model lie --hidden 32 --layers 2 \
+		--heads 4 --kernel-dim 8 $(DEMO_DATA) --out runs/demo/lie
+	$(PYTHON) examples/spring_dynamics.py --model fc $(DEMO_DATA) \
+		--out runs/demo/fc
+	$(PYTHON) examples/spring_dynamics.py --summary runs/demo/lie runs/demo/fc
 
 test:
 	$(PYTHON) -m pytest test
