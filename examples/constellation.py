@@ -72,7 +72,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from typing import Dict, List, Optional
 
@@ -90,6 +89,7 @@ from torch_lie.groups import group_resolver
 from torch_lie.nn import LieTransformer
 from torch_lie.nn.models.lie_transformer import MLP
 from torch_lie.transforms import Lift
+from torch_lie.utils import atomic_save
 
 NUM_SHAPES = len(CONSTELLATION_SHAPES)
 NUM_COUNTS = 3  # 0, 1 or 2 copies of each shape.
@@ -398,25 +398,6 @@ def evaluate(model: ConstellationModel, data: ConstellationBatch,
 # Checkpoints ###############################################################
 
 
-def save_atomic(obj, path: str):
-    r"""Writes :obj:`obj` to a temporary file next to :obj:`path`, then
-    renames it over :obj:`path`: an interrupted write leaves the previous
-    file (or none), never a partial one."""
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{name}.',
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_json(obj, path: str):
     tmp = f'{path}.{os.getpid()}.tmp'
     with open(tmp, 'w') as f:
@@ -526,7 +507,7 @@ def train(args, model, data, device, log) -> dict:
                         f'{test["accuracy"]:.4f}')
         history.append(entry)
         log(f'{message}  {seconds:6.1f} s')
-        save_atomic({
+        atomic_save({
             'format': FORMAT,
             'config': config,
             'args': vars(args),

@@ -93,6 +93,7 @@ from torch_lie.io.ase import atoms_to_data, read_molecule
 from torch_lie.nn import LieTransformer
 from torch_lie.transforms import Lift
 from torch_lie.transforms.random_rotation import RandomRotation
+from torch_lie.utils import atomic_save
 from torch_lie.utils.distributed import DistributedContext, init_distributed
 
 #: Test MAE of the paper (Table 2), in the units of
@@ -204,20 +205,6 @@ def load_model_state(model, state: dict, path: str) -> None:
     except RuntimeError as e:
         raise ValueError(f"The weights in '{path}' do not fit the model of "
                          f"its configuration: {e}") from e
-
-
-def atomic_save(obj, path: str) -> None:
-    r"""Writes :obj:`obj` to :obj:`path` through a temporary file in the same
-    folder and an atomic rename, so that an interruption never leaves a
-    truncated checkpoint."""
-    tmp = f'{path}.{os.getpid()}.tmp'
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def paper_row(config: dict) -> Optional[str]:

@@ -41,7 +41,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 
 import torch
@@ -57,6 +56,7 @@ from torch_lie.nn.models.dynamics import (
     MLPHamiltonian,
     SeparableHamiltonian,
 )
+from torch_lie.utils import atomic_save
 
 #: Default width and depth per model (LieTransformer: the paper's spring
 #: configuration; FC / HFC: the LieConv baselines).
@@ -228,25 +228,6 @@ def lr_lambda(total_steps: int, warmup: float):
 # Checkpoints ###############################################################
 
 
-def save_atomic(obj, path: str):
-    r"""Writes :obj:`obj` to a temporary file next to :obj:`path`, then
-    renames it over :obj:`path`: an interrupted write leaves the previous
-    file (or none), never a partial one."""
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{name}.',
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def rng_state(loader_gen: torch.Generator):
     return {'torch': torch.get_rng_state(), 'python': random.getstate(),
             'loader': loader_gen.get_state()}
@@ -364,7 +345,7 @@ def train(args, model, train_set, val_set, device, log):
         improved = val_mse < best_val
         if improved:
             best_val, best_epoch = val_mse, epoch
-            save_atomic(model.state_dict(), os.path.join(out, BEST))
+            atomic_save(model.state_dict(), os.path.join(out, BEST))
         history.append({'epoch': epoch, 'train_mse': total / count,
                         'val_mse': val_mse,
                         'lr': optimizer.param_groups[0]['lr'],
@@ -373,7 +354,7 @@ def train(args, model, train_set, val_set, device, log):
             f'val {val_mse:.3e}{" *" if improved else "  "}  '
             f'lr {optimizer.param_groups[0]["lr"]:.2e}  '
             f'{train_time:7.1f} s')
-        save_atomic({
+        atomic_save({
             'model_kind': model_kind(args),
             'model': model.state_dict(),
             'optimizer': optimizer.state_dict(),

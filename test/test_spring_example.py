@@ -119,7 +119,7 @@ def test_interrupted_checkpoint_write(example, data_root, tmp_path,
 
 def test_save_atomic_leaves_no_partial_file(example, tmp_path, monkeypatch):
     path = tmp_path / 'state.pt'
-    example.save_atomic({'step': 1}, str(path))
+    example.atomic_save({'step': 1}, str(path))
 
     def fail(obj, f, *a, **kw):
         f.write(b'partial')
@@ -127,7 +127,7 @@ def test_save_atomic_leaves_no_partial_file(example, tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, 'save', fail)
     with pytest.raises(OSError, match='disk full'):
-        example.save_atomic({'step': 2}, str(path))
+        example.atomic_save({'step': 2}, str(path))
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ['state.pt']
     assert torch.load(path) == {'step': 1}

@@ -10,13 +10,13 @@ each of the four shapes, how many copies are present (0, 1 or 2).
 """
 import hashlib
 import math
-import os
-import tempfile
 from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
+
+from torch_lie.utils import atomic_save
 
 __all__ = [
     'CONSTELLATION_SHAPES',
@@ -190,24 +190,6 @@ def _derived_seed(*parts: Any) -> int:
     key = '/'.join(str(part) for part in ('torch_lie.Constellation', ) + parts)
     digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], 'little') & ((1 << 63) - 1)
-
-
-def _atomic_torch_save(obj: Any, path: str):
-    # Written next to its destination, then renamed over it: readers (and
-    # PyG's "is it processed?" check) see no file or a complete one.
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{name}.',
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class Constellation(InMemoryDataset):
@@ -402,7 +384,7 @@ class Constellation(InMemoryDataset):
             if self.pre_transform is not None:
                 data_list = [self.pre_transform(d) for d in data_list]
             data, slices = self.collate(data_list)
-        _atomic_torch_save((data.to_dict(), slices, data.__class__),
+        atomic_save((data.to_dict(), slices, data.__class__),
                            self.processed_paths[0])
 
     def to_dense(self) -> ConstellationBatch:

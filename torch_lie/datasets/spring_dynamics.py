@@ -17,13 +17,14 @@ import hashlib
 import math
 import os
 import shutil
-import tempfile
 from numbers import Integral
 from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+
+from torch_lie.utils import atomic_save
 
 __all__ = [
     'SpringDynamics',
@@ -186,24 +187,6 @@ def _derived_seed(*parts: Any) -> int:
                    parts)
     digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], 'little') & ((1 << 63) - 1)
-
-
-def _atomic_save(obj: Any, path: str):
-    # Written next to its destination, then renamed over it: readers see
-    # either no file or a complete one, never a partial write.
-    directory, name = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{name}.',
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _check_int(name: str, value: Any, low: int,
@@ -527,7 +510,7 @@ class SpringDynamics(Dataset):
 
         os.makedirs(partial_dir, exist_ok=True)
         data = self._generate(partial_dir)
-        _atomic_save(data, path)
+        atomic_save(data, path)
         shutil.rmtree(partial_dir, ignore_errors=True)
         try:  # Only succeeds if no other split is in progress.
             os.rmdir(os.path.dirname(partial_dir))
@@ -575,7 +558,7 @@ class SpringDynamics(Dataset):
                 if chunk is None:
                     chunk = self._generate_chunk(ts, seed)
                     chunk['meta'] = chunk_meta
-                    _atomic_save(chunk, chunk_path(c))
+                    atomic_save(chunk, chunk_path(c))
                 lo = c * per_chunk
                 hi = min(lo + per_chunk, num)
                 trajectories[lo:hi] = chunk['trajectories'][:hi - lo]
