@@ -109,7 +109,8 @@ def collect(args):
                 'best_epoch': m['best_epoch'],
                 'best_val_mse': m['best_val_mse'],
                 'train_time_s': m['train_time_s'],
-                'wall_time_s': m['wall_time_s'],
+                'eval_time_s': m['eval_time_s'],
+                'threads': m['threads'],
                 'args': m['args'],
             })
     return rows
@@ -119,16 +120,14 @@ def fmt(x):
     return f'{x:.2e}' if x is not None else '–'
 
 
-def write_results(rows, args, study_time):
+def write_results(rows, args, command):
     os.makedirs(RESULTS, exist_ok=True)
-    command = 'python ' + ' '.join(
-        shlex.quote(a) for a in [os.path.relpath(__file__, ROOT)] +
-        args.argv)
+    compute = sum(r['train_time_s'] + r['eval_time_s'] for r in rows)
     machine = (f'{platform.machine()} CPU, {os.cpu_count()} cores '
                f'(shared), {platform.system()}; Python '
                f'{platform.python_version()}, torch {args.torch_version}')
     data = {'command': command, 'machine': machine,
-            'study_wall_time_s': study_time, 'paper_test_mse_5': {
+            'compute_time_s': compute, 'paper_test_mse_5': {
                 k: {str(n): v for n, v in d.items()}
                 for k, d in PAPER.items()}, 'runs': rows}
     with open(os.path.join(RESULTS, f'{NAME}.json'), 'w') as f:
@@ -176,7 +175,8 @@ def write_results(rows, args, study_time):
         f'- Command: `{command}`',
         f'- Machine: {machine}; other jobs shared the two cores during '
         f'parts of the study, so train times are upper bounds.',
-        f'- Whole study: {study_time / 60:.0f} min wall-clock.',
+        f'- Training and evaluation time of the runs, summed: '
+        f'{compute / 60:.0f} min.',
         '- Epochs of the LieTransformer per n_train: ' + ', '.join(
             f'n={n}: {e} epochs ({s} steps)' for n, e, s in lie_epochs) +
         '. The paper trains 200 epochs; fewer epochs here are a limit of '
@@ -249,7 +249,13 @@ def main(argv=None):
             notes = '\n' + f.read()
     args.notes = notes
 
-    start = time.perf_counter()
+    command = 'python ' + ' '.join(
+        shlex.quote(a) for a in [os.path.relpath(__file__, ROOT)] +
+        args.argv)
+    path = os.path.join(RESULTS, f'{NAME}.json')
+    if args.report_only and os.path.exists(path):
+        with open(path) as f:  # the command that ran the study
+            command = json.load(f)['command']
     if not args.report_only:
         # Cheap runs first; the LieTransformer with the most data last.
         for model in args.models:
@@ -257,16 +263,9 @@ def main(argv=None):
                 epochs = (lie_epochs.get(n, 200) if model == 'lie' else
                           args.baseline_epochs)
                 run_one(model, n, epochs, args)
-                write_results(collect(args), args,
-                              time.perf_counter() - start)
+                write_results(collect(args), args, command)
     rows = collect(args)
-    study_time = time.perf_counter() - start
-    if args.report_only:
-        path = os.path.join(RESULTS, f'{NAME}.json')
-        if os.path.exists(path):
-            with open(path) as f:
-                study_time = json.load(f).get('study_wall_time_s', 0.0)
-    write_results(rows, args, study_time)
+    write_results(rows, args, command)
     for r in rows:
         print(f"{r['label']:>16} n={r['n_train']:5d}: 5-step "
               f"{r['test_mse_5']:.2e}, 100-step {r['test_mse_100']:.2e}")
