@@ -1,0 +1,317 @@
+r"""One :class:`~torch_lie.nn.LieSelfAttentionConv` forward and backward,
+side by side with the dense formulation and PyG's ``TransformerConv``.
+
+Implementations (same inputs, interleaved in one process):
+
+- ``sparse``: :meth:`LieSelfAttentionConv.forward` on an edge list (PyG
+  message passing, scatter softmax);
+- ``sparse+compile``: the same under :func:`torch.compile` (dynamic shapes,
+  compiled once);
+- ``dense``: :meth:`LieSelfAttentionConv.forward_dense`, the formulation of
+  the original implementation — pair tensors :obj:`(B, M, M, D)`, masks —
+  written with batched matrix products for the content logits and the
+  aggregation (all pairs of every graph);
+- ``TransformerConv``: PyG's :class:`~torch_geometric.nn.conv.TransformerConv`
+  with :obj:`edge_dim` on the identical edges: a non-equivariant attention
+  layer with fewer operations per edge, the practical floor.
+
+Two sweeps:
+
+- ``full``: complete graphs (self pairs included) of :obj:`M` = 32 to 4096
+  lifted elements, batches of several graphs at small :obj:`M`;
+- ``radius``: one point cloud of 10^3 to 10^6 points (uniform in a 3D box of
+  fixed density, the T(3) pair embedding :obj:`x_v - x_u` within a fixed
+  radius, self pairs included): time and memory should grow linearly with
+  the edges. The dense formulation cannot restrict attention to a radius:
+  it computes all :obj:`N^2` pairs of the cloud, shown while it fits.
+
+A case is skipped (and marked) when its memory, extrapolated from the
+previous size's measured peak, would exceed ``--memory-budget``. Writes
+``layer.json``, ``layer.md`` and ``layer.png`` (time per edge and peak
+memory against edges).
+
+    python -m benchmarks.layer [--quick] [--device cuda]
+"""
+import math
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch_geometric.nn.conv import TransformerConv
+
+from benchmarks import common
+from torch_lie.nn import LieSelfAttentionConv
+from torch_lie.utils import radius_graph
+
+IMPLS = ('sparse', 'sparse+compile', 'dense', 'TransformerConv')
+TARGETS = (
+    'Targets (issue 5): full attention at M >= 256: sparse at least 4x '
+    'faster and 5x less peak memory than dense; sparse within 1.5x of '
+    "TransformerConv's time on the same edges; radius graphs: time per edge "
+    'within 1.5x from 10^4 to 10^6 edges.')
+
+
+def complete_graphs(num_graphs: int, size: int, device) -> Tensor:
+    r"""Edges :obj:`[2, B * M * M]` of :obj:`num_graphs` complete graphs in
+    the order of dense pair tensors: edge :obj:`(b * M + i) * M + j` joins
+    source :obj:`b * M + j` to target :obj:`b * M + i`."""
+    idx = torch.arange(num_graphs * size, device=device).view(-1, 1, size)
+    src = idx.expand(-1, size, -1)
+    tgt = idx.transpose(1, 2).expand(-1, -1, size)
+    return torch.stack([src.reshape(-1), tgt.reshape(-1)])
+
+
+class Case:
+    r"""Inputs of one size and a forward + backward per implementation."""
+    def __init__(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
+                 dense: Optional[Tuple[Tensor, Tensor]]):
+        self.x = x.requires_grad_()
+        self.edge_index, self.edge_attr = edge_index, edge_attr
+        self.dense = dense  # (x [B, M, C], pair_attr [B, M, M, D]) or None
+
+    @property
+    def num_edges(self) -> int:
+        return self.edge_index.size(1)
+
+    def runner(self, impl: str, layers: Dict[str, torch.nn.Module]
+               ) -> Callable[[], Tensor]:
+        if impl == 'dense':
+            conv = layers['sparse']
+            x, pair_attr = self.dense
+
+            def run():
+                return conv.forward_dense(x, pair_attr)
+        else:
+            conv = layers[impl]
+
+            def run():
+                return conv(self.x, self.edge_index, self.edge_attr)
+
+        def step() -> Tensor:
+            conv.zero_grad(set_to_none=True)
+            self.x.grad = None
+            out = run()
+            out.sum().backward()
+            return out
+
+        return step
+
+
+def full_case(size: int, pairs: int, channels: int, edge_dim: int,
+              device) -> Case:
+    num_graphs = max(1, pairs // size**2)
+    x = torch.randn(num_graphs, size, channels, device=device)
+    pair_attr = torch.randn(num_graphs, size, size, edge_dim, device=device)
+    dense_x = x.clone().requires_grad_()
+    return Case(x.view(-1, channels), complete_graphs(num_graphs, size,
+                                                      device),
+                pair_attr.view(-1, edge_dim), (dense_x, pair_attr))
+
+
+def radius_case(num_points: int, neighbours: float, channels: int,
+                device) -> Case:
+    # A box whose volume gives `neighbours` expected points per unit ball.
+    side = (num_points * 4 / 3 * math.pi / neighbours)**(1 / 3)
+    gen = torch.Generator().manual_seed(num_points)
+    pos = (torch.rand(num_points, 3, generator=gen) * side).to(device)
+    edge_index = radius_graph(pos, 1.0, loop=True)
+    edge_attr = pos[edge_index[0]] - pos[edge_index[1]]
+    x = torch.randn(num_points, channels, generator=gen).to(device)
+    dense_x = x[None].clone().requires_grad_()
+    return Case(x, edge_index, edge_attr,
+                (dense_x, lambda: pos[None, None] - pos[None, :, None]))
+
+
+def measure(case: Case, layers: Dict[str, torch.nn.Module], impls, args,
+            device, budget: Dict[str, Optional[float]]) -> Dict[str, dict]:
+    r"""Times the implementations that fit the memory budget; records peak
+    memory, and per-edge bytes to extrapolate the next size."""
+    rows = {}
+    for impl in impls:
+        edges = case.num_edges
+        if impl == 'dense':
+            b, m = case.dense[0].shape[:2]
+            edges = b * m * m
+        estimate = (None if budget[impl] is None else
+                    budget[impl] * edges / 1e9)
+        rows[impl] = {'edges': edges}
+        if estimate is not None and estimate > args.memory_budget:
+            rows[impl]['skipped'] = f'out of memory (~{estimate:.0f} GB)'
+    if callable(case.dense[1]):
+        # Radius sweep: the all-pairs embedding only when dense runs.
+        case.dense = (case.dense[0], None if 'skipped' in rows['dense']
+                      else case.dense[1]())
+    steps = {impl: case.runner(impl, layers) for impl in impls
+             if 'skipped' not in rows[impl]}
+    timed = common.interleaved(steps, args.repeats, device)
+    for impl, step in steps.items():
+        peak = common.peak_memory_gb(step, device)
+        rows[impl].update(timed[impl], peak_gb=peak)
+        # Bytes per edge (or pair) of this run, an upper bound that
+        # includes the process's baseline: extrapolates the next size.
+        budget[impl] = peak * 1e9 / rows[impl]['edges']
+    return rows
+
+
+def check_agreement(case: Case, layers, impls, device):
+    r"""The dense and sparse paths compute the same attention."""
+    if case.dense is None or 'dense' not in impls:
+        return
+    with torch.no_grad():
+        sparse = layers['sparse'](case.x, case.edge_index, case.edge_attr)
+        dense = layers['sparse'].forward_dense(*case.dense)
+    if not torch.allclose(sparse, dense.view_as(sparse), atol=1e-4):
+        raise RuntimeError('dense and sparse paths disagree')
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    parser = common.parser(__doc__)
+    parser.add_argument('--channels', type=int, default=64)
+    parser.add_argument('--heads', type=int, default=8)
+    parser.add_argument('--kernel-dim', type=int, default=16)
+    parser.add_argument('--memory-budget', type=float, default=12.0,
+                        help='skip cases expected to need more GB')
+    parser.add_argument('--sweeps', nargs='+', default=['full', 'radius'],
+                        choices=['full', 'radius'])
+    parser.add_argument('--neighbours', type=float, default=16.0,
+                        help='expected points per unit ball (radius sweep)')
+    args = parser.parse_args(argv)
+    device = common.setup(args)
+    if args.quick:
+        sizes = {'full': [32, 128], 'radius': [1000, 3000]}
+        args.repeats = min(args.repeats, 3)
+    else:
+        sizes = {'full': [32, 64, 128, 256, 512, 1024, 2048, 4096],
+                 'radius': [1000, 10_000, 100_000, 1_000_000]}
+    # Pairs per full-attention batch: B = pairs // M^2 graphs.
+    pairs = 1 << (14 if args.quick else 18)
+
+    edge_dims = {'full': 6, 'radius': 3}  # SE(3) log / T(3) embeddings
+    result = {'command': common.command(), 'machine': common.machine(device),
+              'repeats': args.repeats, 'mm_gflops': common.mm_gflops(device),
+              'config': {'channels': args.channels, 'heads': args.heads,
+                         'kernel_dim': args.kernel_dim,
+                         'attention': 'softmax', 'pairs_per_batch': pairs,
+                         'neighbours': args.neighbours},
+              'sweeps': {}}
+    for sweep in args.sweeps:
+        torch.manual_seed(0)
+        conv = LieSelfAttentionConv(args.channels, args.channels,
+                                    edge_dims[sweep], args.heads,
+                                    args.kernel_dim).to(device)
+        layers = {
+            'sparse': conv,
+            'sparse+compile': torch.compile(conv, dynamic=True),
+            'TransformerConv': TransformerConv(
+                args.channels, args.channels // args.heads, args.heads,
+                edge_dim=edge_dims[sweep]).to(device),
+        }
+        budget = dict.fromkeys(IMPLS)
+        rows = []
+        for size in sizes[sweep]:
+            if sweep == 'full':
+                case = full_case(size, pairs, args.channels, edge_dims[sweep],
+                                 device)
+            else:
+                case = radius_case(size, args.neighbours, args.channels,
+                                   device)
+            if sweep == 'full':
+                check_agreement(case, layers, IMPLS, device)
+            timings = measure(case, layers, IMPLS, args, device, budget)
+            rows.append({'size': size, 'edges': case.num_edges,
+                         'impls': timings})
+            print(f'{sweep} {size}: ' + ', '.join(
+                f'{k} {common.fmt_time(v)}' for k, v in timings.items()),
+                flush=True)
+            del case
+        result['sweeps'][sweep] = rows
+
+    lines = report(result)
+    path = common.write('layer', result, lines, args)
+    plot(result, path + '.png')
+    return result
+
+
+def ratio(rows: Dict[str, dict], a: str, b: str,
+          key: str = 'median_s') -> str:
+    if key not in rows.get(a, {}) or key not in rows.get(b, {}):
+        return '-'
+    return f'{rows[a][key] / rows[b][key]:.2f}x'
+
+
+def report(result: dict) -> List[str]:
+    cfg = result['config']
+    lines = common.header('LieSelfAttentionConv forward + backward', result)
+    lines += [f'Layer: {cfg["channels"]} channels, {cfg["heads"]} heads, '
+              f'kernel dim {cfg["kernel_dim"]}, softmax attention. Plain '
+              f'`torch.mm` in the same run: {result["mm_gflops"]:.0f} '
+              f'GFLOP/s.', '', TARGETS, '']
+    titles = {'full': ('Full attention (complete graphs of M lifted '
+                       f'elements, {cfg["pairs_per_batch"]:,} pairs per '
+                       'batch)', 'M'),
+              'radius': ('Radius graphs (one cloud of N points, '
+                         f'{cfg["neighbours"]:g} expected neighbours)', 'N')}
+    for sweep, rows in result['sweeps'].items():
+        title, size = titles[sweep]
+        lines += [f'## {title}', '',
+                  f'| {size} | edges | ' + ' | '.join(IMPLS) +
+                  ' | dense / sparse | sparse / TransformerConv | compile '
+                  'speedup | sparse ns/edge | peak GB (sparse / dense / '
+                  'TransformerConv) |',
+                  '|' + '---|' * (len(IMPLS) + 7)]
+        for row in rows:
+            r = row['impls']
+            per_edge = (f'{r["sparse"]["median_s"] / row["edges"] * 1e9:.0f}'
+                        if 'median_s' in r['sparse'] else '-')
+            peaks = ' / '.join(f'{r[i]["peak_gb"]:.2f}' if 'peak_gb' in r[i]
+                               else '-' for i in ('sparse', 'dense',
+                                                  'TransformerConv'))
+            lines.append(
+                f'| {row["size"]:,} | {row["edges"]:,} | ' +
+                ' | '.join(common.fmt_time(r[i]) for i in IMPLS) +
+                f' | {ratio(r, "dense", "sparse")} | '
+                f'{ratio(r, "sparse", "TransformerConv")} | '
+                f'{ratio(r, "sparse", "sparse+compile")} | {per_edge} | '
+                f'{peaks} |')
+        lines.append('')
+    return lines
+
+
+def plot(result: dict, path: str):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = {'full': '-', 'radius': '--'}
+    for sweep, rows in result['sweeps'].items():
+        for impl in IMPLS:
+            pts = [(row['impls'][impl]['edges'],
+                    row['impls'][impl]['median_s'],
+                    row['impls'][impl]['peak_gb']) for row in rows
+                   if 'median_s' in row['impls'][impl]]
+            if not pts:
+                continue
+            edges, secs, peaks = zip(*pts)
+            label = f'{impl} ({sweep})'
+            axes[0].loglog(edges, [s / e * 1e9 for s, e in zip(secs, edges)],
+                           styles[sweep], marker='o', label=label)
+            axes[1].loglog(edges, peaks, styles[sweep], marker='o',
+                           label=label)
+            skipped = [row['impls'][impl]['edges'] for row in rows
+                       if 'skipped' in row['impls'][impl]]
+            for e in skipped[:1]:
+                axes[1].axvline(e, color=axes[1].lines[-1].get_color(),
+                                ls=':', lw=1)
+    axes[0].set(xlabel='edges (pairs for dense)', ylabel='ns per edge',
+                title='forward + backward time per edge')
+    axes[1].set(xlabel='edges (pairs for dense)', ylabel='peak memory (GB)',
+                title='peak memory (dotted: first size out of memory)')
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == '__main__':
+    main()
