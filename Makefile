@@ -33,5 +33,8 @@ test:
 lint:
 	$(PYTHON) -m ruff check .
 
+# The whole benchmark suite (results in benchmarks/results/); the peer
+# package without its dependencies, which would replace the CPU torch.
 bench:
-	$(PYTHON) benchmarks/radius_graph.py
+	$(PIP) install -q --no-deps lie-transformer-pytorch einops
+	$(PYTHON) -m benchmarks

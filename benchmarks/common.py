@@ -21,10 +21,13 @@ import time
 from typing import Callable, Dict, List, Optional
 
 import torch
+from ase import Atoms
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 RESULTS = os.path.join(os.path.dirname(__file__), 'results')
+QM9_ELEMENTS = ('H', 'C', 'N', 'O', 'F')
+QM9_MEAN_ATOMS = 18.0  # QM9's mean number of atoms, hydrogens included
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -122,6 +125,27 @@ def count_flops(fn: Callable[[], object]) -> int:
     with counter:
         fn()
     return counter.flops
+
+
+def qm9_sized_molecules(batch_size: int, seed: int = 0) -> List[Atoms]:
+    r"""A seeded batch of real geometries from :obj:`ase.collections.g2`,
+    as close to QM9's molecules as g2 has: QM9's elements, at most 9 heavy
+    atoms and at least 10 atoms (22 molecules of 10 to 14 atoms; QM9's
+    average is 18). Each molecule appears at most
+    :obj:`ceil(batch_size / 22)` times."""
+    from ase.collections import g2
+
+    pool = []
+    for name in sorted(g2.names):
+        atoms = g2[name]
+        if (set(atoms.get_chemical_symbols()) <= set(QM9_ELEMENTS)
+                and len(atoms) >= 10 and (atoms.numbers > 1).sum() <= 9):
+            atoms.info['name'] = name
+            pool.append(atoms)
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.cat([torch.randperm(len(pool), generator=gen)
+                       for _ in range(-(-batch_size // len(pool)))])
+    return [pool[i] for i in order[:batch_size].tolist()]
 
 
 def _status_gb(key: str) -> float:
