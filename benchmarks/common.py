@@ -15,10 +15,12 @@ import gc
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 from ase import Atoms
@@ -173,6 +175,43 @@ def peak_memory_gb(fn: Callable[[], object], device: torch.device) -> float:
         f.write('5')  # resets VmHWM to the current RSS
     fn()
     return _status_gb('VmHWM')
+
+
+class OutOfMemory(Exception):
+    r"""Raised by :func:`memory_limit` when a call needed more."""
+
+
+@contextmanager
+def memory_limit(gb: float) -> Iterator[None]:
+    r"""Lets the block allocate at most about :obj:`gb` more gigabytes of
+    address space (CPU), and turns an allocation failure into
+    :class:`OutOfMemory`: a case that does not fit fails cleanly instead of
+    swapping or being killed."""
+    with open('/proc/self/status') as f:
+        size = next(int(line.split()[1]) * 1024 for line in f
+                    if line.startswith('VmSize'))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (size + int(gb * 1e9), hard))
+    try:
+        yield
+    except (RuntimeError, MemoryError) as e:
+        if not isinstance(e, MemoryError) and 'memory' not in str(e):
+            raise
+        raise OutOfMemory(f'out of memory (> {gb:g} GB)') from None
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        gc.collect()
+
+
+def fits(fn: Callable[[], object], gb: float) -> Optional[str]:
+    r"""Calls :obj:`fn` once within :func:`memory_limit`; returns why it
+    did not fit, or :obj:`None`."""
+    try:
+        with memory_limit(gb):
+            fn()
+    except OutOfMemory as e:
+        return str(e)
+    return None
 
 
 def machine(device: torch.device) -> dict:

@@ -64,10 +64,12 @@ def complete_graphs(num_graphs: int, size: int, device) -> Tensor:
 class Case:
     r"""Inputs of one size and a forward + backward per implementation."""
     def __init__(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
-                 dense: Optional[Tuple[Tensor, Tensor]]):
+                 dense: Tuple[Tensor, object], full: bool):
+        self.full = full  # complete graphs (else a radius graph)
         self.x = x.requires_grad_()
         self.edge_index, self.edge_attr = edge_index, edge_attr
-        self.dense = dense  # (x [B, M, C], pair_attr [B, M, M, D]) or None
+        # (x [B, M, C], pair_attr [B, M, M, D] or a function making it).
+        self.dense = dense
 
     @property
     def num_edges(self) -> int:
@@ -105,7 +107,7 @@ def full_case(size: int, pairs: int, channels: int, edge_dim: int,
     dense_x = x.clone().requires_grad_()
     return Case(x.view(-1, channels), complete_graphs(num_graphs, size,
                                                       device),
-                pair_attr.view(-1, edge_dim), (dense_x, pair_attr))
+                pair_attr.view(-1, edge_dim), (dense_x, pair_attr), True)
 
 
 def radius_case(num_points: int, neighbours: float, channels: int,
@@ -119,7 +121,7 @@ def radius_case(num_points: int, neighbours: float, channels: int,
     x = torch.randn(num_points, channels, generator=gen).to(device)
     dense_x = x[None].clone().requires_grad_()
     return Case(x, edge_index, edge_attr,
-                (dense_x, lambda: pos[None, None] - pos[None, :, None]))
+                (dense_x, lambda: pos[None, None] - pos[None, :, None]), False)
 
 
 def measure(case: Case, layers: Dict[str, torch.nn.Module], impls, args,
@@ -137,12 +139,19 @@ def measure(case: Case, layers: Dict[str, torch.nn.Module], impls, args,
         rows[impl] = {'edges': edges}
         if estimate is not None and estimate > args.memory_budget:
             rows[impl]['skipped'] = f'out of memory (~{estimate:.0f} GB)'
-    if callable(case.dense[1]):
+    if not case.full:
         # Radius sweep: the all-pairs embedding only when dense runs.
         case.dense = (case.dense[0], None if 'skipped' in rows['dense']
                       else case.dense[1]())
     steps = {impl: case.runner(impl, layers) for impl in impls
              if 'skipped' not in rows[impl]}
+    for impl in list(steps):  # the first call, within the budget
+        reason = common.fits(steps[impl], args.memory_budget)
+        if reason is not None:
+            rows[impl]['skipped'] = reason
+            del steps[impl]
+    if case.full and 'sparse' in steps and 'dense' in steps:
+        check_agreement(case, layers)
     timed = common.interleaved(steps, args.repeats, device)
     for impl, step in steps.items():
         peak = common.peak_memory_gb(step, device)
@@ -153,10 +162,8 @@ def measure(case: Case, layers: Dict[str, torch.nn.Module], impls, args,
     return rows
 
 
-def check_agreement(case: Case, layers, impls, device):
+def check_agreement(case: Case, layers: Dict[str, torch.nn.Module]):
     r"""The dense and sparse paths compute the same attention."""
-    if case.dense is None or 'dense' not in impls:
-        return
     with torch.no_grad():
         sparse = layers['sparse'](case.x, case.edge_index, case.edge_attr)
         dense = layers['sparse'].forward_dense(*case.dense)
@@ -215,8 +222,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
             else:
                 case = radius_case(size, args.neighbours, args.channels,
                                    device)
-            if sweep == 'full':
-                check_agreement(case, layers, IMPLS, device)
             timings = measure(case, layers, IMPLS, args, device, budget)
             rows.append({'size': size, 'edges': case.num_edges,
                          'impls': timings})
