@@ -155,15 +155,12 @@ def training_step(cfg: Config, variant: str, model: LieTransformer,
     r"""One training step of :obj:`variant` on :obj:`inputs`."""
     lift = Lift(cfg.group, num_samples=cfg.num_samples,
                 max_num_neighbors=25 if variant == 'sparse-25nn' else None)
-    k = lift.lift_size
     net = torch.compile(model) if variant == 'sparse+compile' else model
 
     def forward() -> Tensor:
-        if variant == 'dense':  # element i * k + s lifts point i
-            _, _, pair_attr = lift.lift_dense(inputs.pos_dense)
-            return model.forward_dense(
-                inputs.x_dense.repeat_interleave(k, 1), pair_attr,
-                inputs.mask.repeat_interleave(k, 1))
+        if variant == 'dense':
+            return model.forward_dense(*lift.dense_inputs(
+                inputs.x_dense, inputs.pos_dense, inputs.mask))
         lifted = lift.lift(inputs.pos, inputs.batch)
         return net(inputs.x[lifted.point_index], lifted.edge_index,
                    lifted.edge_attr, lifted.batch,

@@ -108,7 +108,7 @@ def steps(args: argparse.Namespace, device: torch.device
     flat_x = F.one_hot(flat_z, len(ELEMENTS)).float()
     batch = torch.arange(args.batch_size, device=device).repeat_interleave(
         mask.sum(1))
-    dense_x = F.one_hot(z, len(ELEMENTS)).float().repeat_interleave(k, dim=1)
+    dense_x = F.one_hot(z, len(ELEMENTS)).float()
 
     def run_peer() -> None:
         peer.zero_grad(set_to_none=True)
@@ -126,8 +126,8 @@ def steps(args: argparse.Namespace, device: torch.device
 
     def run_dense() -> None:
         ours.zero_grad(set_to_none=True)
-        _, _, pair_attr = lift.lift_dense(pos)
-        ours.forward_dense(dense_x, pair_attr, lifted_mask).sum().backward()
+        out = ours.forward_dense(*lift.dense_inputs(dense_x, pos, mask))
+        out.sum().backward()
 
     params = {'peer': sum(p.numel() for p in peer.parameters()),
               'sparse': sum(p.numel() for p in ours.parameters())}

@@ -17,7 +17,7 @@ Models:
   ``--num-samples`` random lifts per point, ``SE2-C4`` (exactly invariant to
   translations and quarter turns), ``Trivial2`` (absolute positions: not
   invariant), ...). It runs on the dense fast path
-  (:meth:`~torch_lie.transforms.Lift.lift_dense` on the padded batch,
+  (:meth:`~torch_lie.transforms.Lift.dense_inputs` of the padded batch,
   :meth:`~torch_lie.nn.LieTransformer.forward_dense` with masks).
 * ``--model transformer``: the non-invariant baseline, a standard pre-LN
   transformer encoder (:class:`torch.nn.TransformerEncoder`, the same
@@ -180,13 +180,8 @@ class ConstellationModel(torch.nn.Module):
         if self.lift is None:
             out = self.net(pos, x, mask)
         else:
-            _, _, pair_attr = self.lift.lift_dense(pos, generator)
-            k = self.lift.lift_size  # element i * k + s lifts point i
-            if k > 1:
-                x = x.repeat_interleave(k, dim=1)
-                mask = None if mask is None else mask.repeat_interleave(
-                    k, dim=1)
-            out = self.net.forward_dense(x, pair_attr, mask)
+            out = self.net.forward_dense(
+                *self.lift.dense_inputs(x, pos, mask, generator))
         return out.view(-1, NUM_SHAPES, NUM_COUNTS)
 
 

@@ -179,6 +179,27 @@ class Lift(BaseTransform):
                 u, v, q[:, :, None].expand(shape), q[:, None, :].expand(shape))
         return g, q, pair_attr
 
+    def dense_inputs(self, x: Tensor, pos: Tensor,
+                     mask: Optional[Tensor] = None,
+                     generator: Optional[torch.Generator] = None
+                     ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        r"""The inputs of :meth:`~torch_lie.nn.LieTransformer.forward_dense`
+        for padded point clouds :obj:`pos [B, N, n]` with features
+        :obj:`x [B, N, F]` and valid points :obj:`mask [B, N]`: the features
+        :obj:`[B, M, F]` and mask :obj:`[B, M]` of the lifted elements
+        (element :obj:`i * lift_size + s` lifts point :obj:`i`) and the
+        pair embeddings of :meth:`lift_dense`, :obj:`M = N * lift_size`."""
+        if x.shape[:2] != pos.shape[:2]:
+            raise ValueError(f"'x' {list(x.shape)} and 'pos' "
+                             f"{list(pos.shape)} must have the same batch "
+                             f"and point dimensions")
+        _, _, pair_attr = self.lift_dense(pos, generator)
+        k = self.lift_size
+        if k > 1:
+            x = x.repeat_interleave(k, dim=1)
+            mask = None if mask is None else mask.repeat_interleave(k, dim=1)
+        return x, pair_attr, mask
+
     def forward(self, data: Data) -> LiftedData:
         if getattr(data, 'pos', None) is None:
             raise ValueError("Lift needs point positions in 'data.pos'")
