@@ -279,6 +279,47 @@ def report(result: dict) -> List[str]:
                 f'{ratio(r, "sparse", "sparse+compile")} | {per_edge} | '
                 f'{peaks} |')
         lines.append('')
+    return lines + ['## Targets', ''] + verdicts(result)
+
+
+def verdicts(result: dict) -> List[str]:
+    r"""Each target of issue 5 against the figures of this run."""
+    def median(row, impl):
+        return row['impls'][impl].get('median_s')
+
+    def verdict(ok: bool) -> str:
+        return 'met' if ok else 'MISSED'
+
+    lines = []
+    full = [row for row in result['sweeps'].get('full', [])
+            if row['size'] >= 256 and median(row, 'sparse')
+            and median(row, 'dense')]
+    if full:
+        speed = [median(r, 'dense') / median(r, 'sparse') for r in full]
+        memory = [r['impls']['dense']['peak_gb']
+                  / r['impls']['sparse']['peak_gb'] for r in full]
+        lines += [f'- Full attention, M >= 256: sparse {min(speed):.2f}-'
+                  f'{max(speed):.2f}x faster than dense (target >= 4x): '
+                  f'{verdict(min(speed) >= 4)}; {min(memory):.2f}-'
+                  f'{max(memory):.2f}x less peak memory (target >= 5x): '
+                  f'{verdict(min(memory) >= 5)}.']
+    for impl in ('sparse', 'sparse+compile'):
+        ratios = [median(r, impl) / median(r, 'TransformerConv')
+                  for rows in result['sweeps'].values() for r in rows
+                  if median(r, impl) and median(r, 'TransformerConv')]
+        if ratios:
+            lines.append(f'- {impl} / TransformerConv on the same edges: '
+                         f'{min(ratios):.2f}-{max(ratios):.2f}x (target <= '
+                         f'1.5x): {verdict(max(ratios) <= 1.5)}.')
+    rows = [r for r in result['sweeps'].get('radius', [])
+            if 1e4 <= r['edges'] and median(r, 'sparse')]
+    if rows:
+        per_edge = [median(r, 'sparse') / r['edges'] * 1e9 for r in rows]
+        lines.append(f'- Radius graphs, time per edge from {rows[0]["edges"]:,}'
+                     f' to {rows[-1]["edges"]:,} edges: {min(per_edge):.0f}-'
+                     f'{max(per_edge):.0f} ns ({max(per_edge) / min(per_edge):.2f}'
+                     f'x apart; target within 1.5x): '
+                     f'{verdict(max(per_edge) <= 1.5 * min(per_edge))}.')
     return lines
 
 
