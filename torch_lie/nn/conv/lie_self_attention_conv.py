@@ -231,14 +231,20 @@ class LieSelfAttentionConv(MessagePassing):
         r"""Per-head location MLPs of the pair embeddings :obj:`[E, D]`
         (with the content logits :obj:`[E, H]` as an extra input for
         :obj:`combine="mlp"`), returning logits :obj:`[E, H]`."""
-        h = self.kernel_in(edge_attr).view(-1, self.heads, self.kernel_dim)
+        # Heads first, [H, E, K], and contiguous throughout: per-pair tensors
+        # in transposed layouts made the Swish backward and the copies cost
+        # twice as much.
+        H, K = self.heads, self.kernel_dim
+        weight = self.kernel_in.weight.view(H, K, -1).transpose(1, 2)
+        h = torch.baddbmm(self.kernel_in.bias.view(H, 1, K),
+                          edge_attr.expand(H, -1, -1), weight)
         if content is not None:
-            h = h + content.unsqueeze(-1) * self.kernel_content
-        h = F.silu(h).transpose(0, 1)  # [H, E, K]
+            h = h + content.t().unsqueeze(-1) * self.kernel_content[:, None]
+        h = F.silu(h)
         h = F.silu(torch.baddbmm(self.kernel_hidden_bias, h,
                                  self.kernel_hidden))
         h = torch.baddbmm(self.kernel_out_bias, h, self.kernel_out)
-        return h.squeeze(-1).transpose(0, 1)
+        return h.squeeze(-1).t()
 
     def edge_update(self, query_i: Tensor, key_j: Tensor, edge_attr: Tensor,
                     index: Tensor, ptr: Optional[Tensor],
