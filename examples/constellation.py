@@ -251,8 +251,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='torch threads (default: torch\'s choice)')
     add('--plot', type=int, default=6, help='test constellations to plot')
     add('--no-progress', action='store_true', help='no progress bars')
+    add('--summary', nargs='+', metavar='DIR',
+        help='only print a table of the finished runs in these output '
+        'directories (with the paper\'s accuracies) and exit')
+    add('--markdown', metavar='PATH',
+        help='with --summary: also write the table to this markdown file')
     args = parser.parse_args(argv)
-    check_args(args)
+    if args.summary is None:
+        check_args(args)
     return args
 
 
@@ -570,11 +576,49 @@ def plot_predictions(path: str, data: ConstellationBatch, pred: Tensor,
     plt.close(fig)
 
 
+# Summary ###################################################################
+
+
+PAPER_NAMES = {'LieTransformer-T2': 'LieTr-T2', 'LieTransformer-SE2':
+               'LieTr-SE2', 'Transformer': 'SetTransformer'}
+
+
+def summary(dirs: List[str], markdown: Optional[str] = None) -> List[dict]:
+    r"""A markdown table of the runs in the output directories
+    :obj:`dirs` next to the paper's accuracies: test accuracy as generated,
+    translated (T2) and rotated (SE2), and the drop under rotation (the
+    benefit of invariance). Printed, and written to :obj:`markdown`."""
+    runs = []
+    for directory in dirs:
+        with open(os.path.join(directory, 'metrics.json')) as f:
+            runs.append(json.load(f))
+    lines = ['| model | parameters | epochs | train time | test | test T2 | '
+             'test SE2 (rotated) | drop under rotation | paper: test / '
+             'rotated |', '|---|---|---|---|---|---|---|---|---|']
+    for m, directory in zip(runs, dirs):
+        paper = PAPER_ACCURACY.get(PAPER_NAMES.get(m['model'].split(' (')[0]))
+        lines.append(
+            f"| {m['model']} (`{directory}`) | {m['parameters']:,} | "
+            f"{len(m['history'])} | {m['train_time_s'] / 60:.0f} min | "
+            f"{m['test_accuracy']:.3f} | {m['test_T2_accuracy']:.3f} | "
+            f"{m['test_SE2_accuracy']:.3f} | "
+            f"{m['test_accuracy'] - m['test_SE2_accuracy']:+.3f} | "
+            + ('-' if paper is None else
+               f"{paper['test']:.2f} / {paper['test_SE2']:.2f}") + ' |')
+    print('\n'.join(lines))
+    if markdown is not None:
+        with open(markdown, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+    return runs
+
+
 # Main ######################################################################
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.summary:
+        return {'runs': summary(args.summary, args.markdown)}
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)

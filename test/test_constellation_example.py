@@ -81,6 +81,16 @@ def test_train_and_evaluate(example, data_root, tmp_path, extra, name):
     assert sorted(os.listdir(tmp_path)) == ['checkpoint.pt', 'metrics.json',
                                             'predictions.png']
 
+    # The summary table: this run's accuracies beside the paper's.
+    table = tmp_path.with_name(tmp_path.name + '-summary.md')
+    runs = example.main(['--summary', str(tmp_path), '--markdown',
+                         str(table)])['runs']
+    assert runs[0]['test_accuracy'] == metrics['test_accuracy']
+    row = table.read_text().splitlines()[2]
+    assert f"{metrics['test_SE2_accuracy']:.3f}" in row
+    paper = {'T2': '0.75 / 0.63', 'SE2': '0.71 / 0.69', 'Tr': '0.58 / 0.44'}
+    assert paper[name[15:18] if name.startswith('Lie') else 'Tr'] in row
+
 
 def test_interrupted_and_resumed(example, data_root, tmp_path, monkeypatch,
                                  capsys):
