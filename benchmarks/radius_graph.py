@@ -31,6 +31,24 @@ def uniform_box(num_points: int, neighbours: float, seed: int,
     return (torch.rand(num_points, 3, generator=gen) * side).to(device)
 
 
+def verdict(rows: List[dict]) -> str:
+    r"""The target against the largest size with both backends."""
+    both = [r for r in rows if 'cluster' in r['backends']]
+    per_point = [r['backends']['torch']['median_s'] / r['points'] * 1e9
+                 for r in rows if r['points'] >= 10**4]
+    if not both or not per_point:
+        return 'Target: not measured (torch-cluster or sizes missing).'
+    last = both[-1]
+    ratio = (last['backends']['torch']['median_s']
+             / last['backends']['cluster']['median_s'])
+    spread = max(per_point) / min(per_point)
+    ok = ratio <= 1.5 and spread <= 1.5
+    return (f'Target: {ratio:.2f}x torch-cluster\'s time at '
+            f'{last["points"]:,} points, time per point within '
+            f'{spread:.2f}x from 10^4 points on: **'
+            f'{"met" if ok else "MISSED"}**.')
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     parser = common.parser(__doc__)
     parser.add_argument('--neighbours', type=float, default=25.0,
@@ -78,6 +96,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
             common.fmt_time(t.get(name)) for name in
             ('torch', 'cluster', 'brute')) + f' | {per_point:,.0f} | '
             f'{ratio} |')
+    lines += ['', verdict(result['rows'])]
     common.write('radius_graph', result, lines, args)
     return result
 
