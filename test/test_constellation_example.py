@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import math
 import os
@@ -15,17 +14,10 @@ from torch_lie.datasets.constellation import (
 from torch_lie.groups import SE2, T
 from torch_lie.testing import assert_equivariant
 
-EXAMPLE = (Path(__file__).resolve().parents[1] / 'examples' /
-           'constellation.py')
-
 
 @pytest.fixture(scope='module')
-def example():
-    spec = importlib.util.spec_from_file_location('constellation_example',
-                                                  EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def example(load_example):
+    return load_example('constellation')
 
 
 @pytest.fixture(autouse=True)

@@ -1,18 +1,8 @@
-import importlib.util
 import math
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[1] / 'examples'
 
-
-def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_molecules_example(tmp_path):
+def test_molecules_example(load_example, tmp_path):
     molecules = load_example('molecules')
     metrics = molecules.main([
         '--epochs', '1', '--hidden', '8', '--layers', '1', '--heads', '2',

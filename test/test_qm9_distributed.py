@@ -2,7 +2,6 @@ r"""examples/qm9.py trained data-parallel by two CPU processes under
 :obj:`torch.distributed.run` (torchrun, backend gloo, loopback only) on a
 small QM9 written from ASE molecules: the processes end with the same
 weights, and train as a single process with the same global batch does."""
-import importlib.util
 import os
 import socket
 import subprocess
@@ -32,14 +31,6 @@ ARGS = ['--target', 'U0', '--group', 'T3', '--no-augment', '--hidden', '8',
         '--layers', '1', '--heads', '2', '--kernel-dim', '4', '--attention',
         'dot_product', '--epochs', '1', '--batch-size', '4', '--lr', '3e-3',
         '--no-progress', '--device', 'cpu']
-
-
-def load_example():
-    spec = importlib.util.spec_from_file_location(
-        'qm9_example', REPO / 'examples' / 'qm9.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def free_port() -> int:
@@ -90,7 +81,7 @@ def torchrun(args, dump_dir, nproc: int = 2) -> str:
     return proc.stdout
 
 
-def test_two_processes_match_one(root, tmp_path, monkeypatch):
+def test_two_processes_match_one(load_example, root, tmp_path, monkeypatch):
     out = torchrun(['--root', str(root), '--out', str(tmp_path / 'ddp')]
                    + ARGS, tmp_path / 'ddp-dump')
     # Rank 0 alone prints (once) and writes the checkpoints.
@@ -118,8 +109,8 @@ def test_two_processes_match_one(root, tmp_path, monkeypatch):
     # steps of 12 molecules; its loss of each step is the mean of the two
     # processes' losses (2 molecules each), exactly so for the first step.
     monkeypatch.setenv('TORCH_LIE_QM9_DUMP_DIR', str(tmp_path / 'one-dump'))
-    single = load_example().main(['--root', str(root), '--out',
-                                  str(tmp_path / 'one')] + ARGS)
+    single = load_example('qm9').main(
+        ['--root', str(root), '--out', str(tmp_path / 'one')] + ARGS)
     one = torch.load(tmp_path / 'one-dump' / 'rank0.pt', weights_only=True)
     assert one['world_size'] == 1 and len(one['step_losses']) == 3
     ddp_losses = [(a + b) / 2 for a, b in zip(ranks[0]['step_losses'],
@@ -137,11 +128,11 @@ def test_two_processes_match_one(root, tmp_path, monkeypatch):
                                    atol=1e-6, msg=key)
 
 
-def test_resume_with_two_processes(root, tmp_path, monkeypatch):
+def test_resume_with_two_processes(load_example, root, tmp_path, monkeypatch):
     r"""A single-process run interrupted after its first epoch, resumed by
     two processes, ends as the uninterrupted single-process run (no random
     draws, and the same global batches for any number of processes)."""
-    qm9 = load_example()
+    qm9 = load_example('qm9')
     args = ['--root', str(root)] + ARGS + ['--epochs', '2']
     full = qm9.main(args + ['--out', str(tmp_path / 'full')])
 
@@ -176,8 +167,8 @@ def test_resume_with_two_processes(root, tmp_path, monkeypatch):
                                    atol=1e-6, msg=key)
 
 
-def test_batch_size_must_divide(root, tmp_path):
-    qm9 = load_example()
+def test_batch_size_must_divide(load_example, root, tmp_path):
+    qm9 = load_example('qm9')
     args = qm9.parse_train_args(['--root', str(root), '--out',
                                  str(tmp_path / 'run')] + ARGS
                                 + ['--batch-size', '5'])

@@ -1,9 +1,7 @@
 r"""examples/qm9.py end to end on a small QM9 written from ASE molecules
 (the real :class:`torch_geometric.datasets.QM9` class reads it): training,
 checkpoints, exact resumption and predictions from files."""
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,19 +10,10 @@ from ase.io import write
 
 from torch_lie.datasets.qm9 import write_qm9_raw
 
-EXAMPLES = Path(__file__).resolve().parents[1] / 'examples'
 NAMES = ['CH4', 'NH3', 'H2O', 'HF', 'CH3CH2OH', 'C6H6', 'CH3OH', 'HCN',
          'CO2', 'HCOOH', 'CH3CN', 'H2CO', 'C2H2', 'C2H4', 'C2H6', 'CH3NO2']
 TINY = ['--hidden', '8', '--layers', '1', '--heads', '2', '--kernel-dim',
         '4', '--batch-size', '4', '--no-progress', '--device', 'cpu']
-
-def load_example():
-    spec = importlib.util.spec_from_file_location('qm9_example',
-                                                  EXAMPLES / 'qm9.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -50,8 +39,8 @@ def root(tmp_path_factory):
     return str(root)
 
 
-def test_train_and_predict(root, tmp_path, capsys):
-    qm9 = load_example()
+def test_train_and_predict(load_example, root, tmp_path, capsys):
+    qm9 = load_example('qm9')
     out = tmp_path / 'run'
     metrics = qm9.main(['--root', root, '--target', 'homo', '--group', 'SE3',
                         '--num-lift-samples', '2', '--epochs', '1', '--out',
@@ -99,11 +88,11 @@ def test_train_and_predict(root, tmp_path, capsys):
                   '--out', str(out)] + TINY)
 
 
-def test_resume_is_exact(root, tmp_path):
+def test_resume_is_exact(load_example, root, tmp_path):
     r"""An interrupted run resumed from its checkpoint ends with the same
     weights as an uninterrupted one (T(3) with random rotations: the random
     state is part of the checkpoint)."""
-    qm9 = load_example()
+    qm9 = load_example('qm9')
     args = ['--root', root, '--target', 'U0', '--group', 'T3', '--epochs',
             '2', '--lr', '3e-3'] + TINY
     full = qm9.main(args + ['--out', str(tmp_path / 'full')])
@@ -139,10 +128,10 @@ def test_resume_is_exact(root, tmp_path):
         assert torch.equal(value, b['model'][key]), key
 
 
-def test_lift_on_device(root, tmp_path):
+def test_lift_on_device(load_example, root, tmp_path):
     r"""Lifting whole batches in the training loop (the GPU default) trains
     and evaluates the same kind of model."""
-    qm9 = load_example()
+    qm9 = load_example('qm9')
     metrics = qm9.main(['--root', root, '--target', 'alpha', '--group',
                         'SE3', '--num-lift-samples', '2', '--r', '2.0',
                         '--epochs', '1', '--lift-on-device', '--out',

@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import math
 import os
@@ -7,16 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-EXAMPLE = (Path(__file__).resolve().parents[1] / 'examples' /
-           'spring_dynamics.py')
-
 
 @pytest.fixture(scope='module')
-def example():
-    spec = importlib.util.spec_from_file_location('spring_dynamics', EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def example(load_example):
+    return load_example('spring_dynamics')
 
 
 @pytest.fixture(scope='module')
