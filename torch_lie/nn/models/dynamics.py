@@ -138,8 +138,8 @@ class LiePotential(Module):
     def forward(self, q: Tensor, sys_params: Tensor,
                 generator: Optional[torch.Generator] = None) -> Tensor:
         # Systems are small complete graphs of equal size: the dense path.
-        _, _, pair_attr = self.lift.lift_dense(q, generator)
-        x = sys_params.repeat_interleave(self.lift.lift_size, dim=1)
+        x, pair_attr, _ = self.lift.dense_inputs(sys_params, q,
+                                                 generator=generator)
         return self.transformer.forward_dense(x, pair_attr).view(-1)
 
 
