@@ -41,6 +41,7 @@ from torch_geometric.nn.conv import TransformerConv
 
 from benchmarks import common
 from torch_lie.nn import LieSelfAttentionConv
+from torch_lie.transforms.lift import complete_graph
 from torch_lie.utils import radius_graph
 
 IMPLS = ('sparse', 'sparse+compile', 'dense', 'TransformerConv')
@@ -51,35 +52,42 @@ TARGETS = (
     'within 1.5x from 10^4 to 10^6 edges.')
 
 
-def complete_graphs(num_graphs: int, size: int, device) -> Tensor:
-    r"""Edges :obj:`[2, B * M * M]` of :obj:`num_graphs` complete graphs in
-    the order of dense pair tensors: edge :obj:`(b * M + i) * M + j` joins
-    source :obj:`b * M + j` to target :obj:`b * M + i`."""
-    idx = torch.arange(num_graphs * size, device=device).view(-1, 1, size)
-    src = idx.expand(-1, size, -1)
-    tgt = idx.transpose(1, 2).expand(-1, -1, size)
-    return torch.stack([src.reshape(-1), tgt.reshape(-1)])
-
-
 class Case:
-    r"""Inputs of one size and a forward + backward per implementation."""
+    r"""Inputs of one size and a forward + backward per implementation.
+    The dense formulation gets :obj:`dense_x [B, M, C]` and the pair
+    embeddings :obj:`pair_attr [B, M, M, D]` of complete graphs, or for a
+    radius graph (:obj:`pos` given) those of all pairs of the cloud, made
+    only if the dense formulation runs."""
     def __init__(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
-                 dense: Tuple[Tensor, object], full: bool):
-        self.full = full  # complete graphs (else a radius graph)
+                 dense_x: Tensor, pair_attr: Optional[Tensor] = None,
+                 pos: Optional[Tensor] = None):
         self.x = x.requires_grad_()
         self.edge_index, self.edge_attr = edge_index, edge_attr
-        # (x [B, M, C], pair_attr [B, M, M, D] or a function making it).
-        self.dense = dense
+        self.dense_x, self.pair_attr, self.pos = dense_x, pair_attr, pos
+
+    @property
+    def full(self) -> bool:
+        return self.pos is None
 
     @property
     def num_edges(self) -> int:
         return self.edge_index.size(1)
 
+    @property
+    def num_pairs(self) -> int:
+        b, m = self.dense_x.shape[:2]
+        return b * m * m
+
+    def dense_inputs(self) -> Tuple[Tensor, Tensor]:
+        if self.pair_attr is None:
+            self.pair_attr = self.pos[None, None] - self.pos[None, :, None]
+        return self.dense_x, self.pair_attr
+
     def runner(self, impl: str, layers: Dict[str, torch.nn.Module]
                ) -> Callable[[], Tensor]:
         if impl == 'dense':
             conv = layers['sparse']
-            x, pair_attr = self.dense
+            x, pair_attr = self.dense_inputs()
 
             def run():
                 return conv.forward_dense(x, pair_attr)
@@ -104,10 +112,11 @@ def full_case(size: int, pairs: int, channels: int, edge_dim: int,
     num_graphs = max(1, pairs // size**2)
     x = torch.randn(num_graphs, size, channels, device=device)
     pair_attr = torch.randn(num_graphs, size, size, edge_dim, device=device)
-    dense_x = x.clone().requires_grad_()
-    return Case(x.view(-1, channels), complete_graphs(num_graphs, size,
-                                                      device),
-                pair_attr.view(-1, edge_dim), (dense_x, pair_attr), True)
+    batch = torch.arange(num_graphs, device=device).repeat_interleave(size)
+    # Sorted by target, then source: the order of the dense pair tensors.
+    edge_index = complete_graph(batch.numel(), batch, device)
+    return Case(x.view(-1, channels), edge_index, pair_attr.view(-1, edge_dim),
+                x.clone().requires_grad_(), pair_attr=pair_attr)
 
 
 def radius_case(num_points: int, neighbours: float, channels: int,
@@ -119,9 +128,8 @@ def radius_case(num_points: int, neighbours: float, channels: int,
     edge_index = radius_graph(pos, 1.0, loop=True)
     edge_attr = pos[edge_index[0]] - pos[edge_index[1]]
     x = torch.randn(num_points, channels, generator=gen).to(device)
-    dense_x = x[None].clone().requires_grad_()
-    return Case(x, edge_index, edge_attr,
-                (dense_x, lambda: pos[None, None] - pos[None, :, None]), False)
+    return Case(x, edge_index, edge_attr, x[None].clone().requires_grad_(),
+                pos=pos)
 
 
 def measure(case: Case, layers: Dict[str, torch.nn.Module], impls, args,
@@ -130,19 +138,12 @@ def measure(case: Case, layers: Dict[str, torch.nn.Module], impls, args,
     memory, and per-edge bytes to extrapolate the next size."""
     rows = {}
     for impl in impls:
-        edges = case.num_edges
-        if impl == 'dense':
-            b, m = case.dense[0].shape[:2]
-            edges = b * m * m
-        estimate = (None if budget[impl] is None else
-                    budget[impl] * edges / 1e9)
+        edges = case.num_pairs if impl == 'dense' else case.num_edges
         rows[impl] = {'edges': edges}
-        if estimate is not None and estimate > args.memory_budget:
-            rows[impl]['skipped'] = f'out of memory (~{estimate:.0f} GB)'
-    if not case.full:
-        # Radius sweep: the all-pairs embedding only when dense runs.
-        case.dense = (case.dense[0], None if 'skipped' in rows['dense']
-                      else case.dense[1]())
+        if budget[impl] is not None:
+            estimate = budget[impl] * edges / 1e9
+            if estimate > args.memory_budget:
+                rows[impl]['skipped'] = f'out of memory (~{estimate:.0f} GB)'
     steps = {impl: case.runner(impl, layers) for impl in impls
              if 'skipped' not in rows[impl]}
     for impl in list(steps):  # the first call, within the budget
@@ -166,7 +167,7 @@ def check_agreement(case: Case, layers: Dict[str, torch.nn.Module]):
     r"""The dense and sparse paths compute the same attention."""
     with torch.no_grad():
         sparse = layers['sparse'](case.x, case.edge_index, case.edge_attr)
-        dense = layers['sparse'].forward_dense(*case.dense)
+        dense = layers['sparse'].forward_dense(*case.dense_inputs())
     if not torch.allclose(sparse, dense.view_as(sparse), atol=1e-4):
         raise RuntimeError('dense and sparse paths disagree')
 
