@@ -71,6 +71,7 @@ import json
 import math
 import os
 import random
+import statistics
 import sys
 import time
 from typing import Dict, List, Optional
@@ -587,19 +588,21 @@ def summary(dirs: List[str], markdown: Optional[str] = None) -> List[dict]:
     r"""A markdown table of the runs in the output directories
     :obj:`dirs` next to the paper's accuracies: test accuracy as generated,
     translated (T2) and rotated (SE2), and the drop under rotation (the
-    benefit of invariance). Printed, and written to :obj:`markdown`."""
+    benefit of invariance), and the median epoch time (robust to pauses).
+    Printed, and written to :obj:`markdown`."""
     runs = []
     for directory in dirs:
         with open(os.path.join(directory, 'metrics.json')) as f:
             runs.append(json.load(f))
-    lines = ['| model | parameters | epochs | train time | test | test T2 | '
+    lines = ['| model | parameters | epochs | median epoch | test | test T2 | '
              'test SE2 (rotated) | drop under rotation | paper: test / '
              'rotated |', '|---|---|---|---|---|---|---|---|---|']
     for m, directory in zip(runs, dirs):
         paper = PAPER_ACCURACY.get(PAPER_NAMES.get(m['model'].split(' (')[0]))
         lines.append(
             f"| {m['model']} (`{directory}`) | {m['parameters']:,} | "
-            f"{len(m['history'])} | {m['train_time_s'] / 60:.0f} min | "
+            f"{len(m['history'])} | "
+            f"{statistics.median(h['seconds'] for h in m['history']):.0f} s | "
             f"{m['test_accuracy']:.3f} | {m['test_T2_accuracy']:.3f} | "
             f"{m['test_SE2_accuracy']:.3f} | "
             f"{m['test_accuracy'] - m['test_SE2_accuracy']:+.3f} | "

@@ -80,8 +80,9 @@ def test_train_and_evaluate(example, data_root, tmp_path, extra, name):
     assert runs[0]['test_accuracy'] == metrics['test_accuracy']
     row = table.read_text().splitlines()[2]
     assert f"{metrics['test_SE2_accuracy']:.3f}" in row
-    paper = {'T2': '0.75 / 0.63', 'SE2': '0.71 / 0.69', 'Tr': '0.58 / 0.44'}
-    assert paper[name[15:18] if name.startswith('Lie') else 'Tr'] in row
+    paper = {'LieTransformer-T2': '0.75 / 0.63', 'LieTransformer-SE2':
+             '0.71 / 0.69', 'Transformer': '0.58 / 0.44'}
+    assert paper[name.split(' (')[0]] in row
 
 
 def test_interrupted_and_resumed(example, data_root, tmp_path, monkeypatch,
