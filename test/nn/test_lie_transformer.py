@@ -200,11 +200,29 @@ def test_empty_and_single_point_graphs():
             assert out.shape == (1, 3) and torch.isfinite(out).all()
 
 
+def test_without_final_norm_the_output_scale_follows_the_inputs(ethanol):
+    r"""With the final LayerNorm the output is bounded by the head's
+    weights whatever the features' scale; without it, features 1000x larger
+    give an output about 1000x larger (what a potential energy needs)."""
+    pos, x = ethanol
+    data = Lift('T3')(Data(pos=pos, x=x))
+
+    def growth(model):
+        out = [model(s * data.x, data.edge_index, data.edge_attr).abs().max()
+               for s in (1.0, 1e3)]
+        return float(out[1] / out[0])
+
+    assert growth(make_model('T3', final_norm=False)) > 100
+    assert growth(make_model('T3')) < 10
+    assert make_model('T3', final_norm=False).norm is None
+
+
 @pytest.mark.parametrize('attention', ['softmax', 'dot_product'])
 @pytest.mark.parametrize('pool', ['mean', 'sum', 'max'])
 @pytest.mark.parametrize('name', ['T3', 'SE3', 'SO3'])
+@pytest.mark.parametrize('final_norm', [True, False])
 def test_dense_path_matches_sparse_with_padding(real_molecule, attention, pool,
-                                                name):
+                                                name, final_norm):
     r"""The dense fast path on a padded batch equals the sparse path on the
     same complete graphs."""
     lift = Lift(name, 1 if name == 'T3' else 2)
@@ -212,7 +230,8 @@ def test_dense_path_matches_sparse_with_padding(real_molecule, attention, pool,
     torch.manual_seed(3)
     datas = [lift(Data(pos=p, x=x)) for p, x in
              map(real_molecule, ('CH3CH2OH', 'H2O'))]
-    model = make_model(group, attention=attention, pool=pool)
+    model = make_model(group, attention=attention, pool=pool,
+                       final_norm=final_norm)
     sparse = torch.cat([model(d.x, d.edge_index, d.edge_attr) for d in datas])
 
     M = max(d.num_nodes for d in datas)

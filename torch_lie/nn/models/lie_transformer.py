@@ -70,8 +70,8 @@ class LieTransformer(torch.nn.Module):
 
     A linear embedding, :obj:`num_layers` pre-LayerNorm residual blocks of
     :class:`~torch_lie.nn.LieSelfAttentionConv` and a pointwise MLP, a final
-    LayerNorm, invariant pooling over all lifted elements of each graph, and
-    an output MLP. Switching groups changes only :obj:`group` (and the
+    LayerNorm (optional), invariant pooling over all lifted elements of each
+    graph, and an output MLP. Switching groups changes only :obj:`group` (and the
     :class:`~torch_lie.transforms.Lift` that makes the input).
 
     .. code-block:: python
@@ -108,6 +108,12 @@ class LieTransformer(torch.nn.Module):
         dropout (float, optional): Dropout probability. (default: :obj:`0.0`)
         mlp_ratio (float, optional): Hidden width of the pointwise MLPs
             relative to :obj:`hidden_channels`. (default: :obj:`1.0`)
+        final_norm (bool, optional): If set to :obj:`False`, the blocks'
+            output is pooled without the final LayerNorm, so the output's
+            scale can follow the inputs' (as in the reference): for
+            regressing physical quantities such as potential energies,
+            whose size the normalised features would otherwise have to
+            rebuild in the output MLP's weights. (default: :obj:`True`)
 
     Shapes:
         - **input:**
@@ -120,7 +126,7 @@ class LieTransformer(torch.nn.Module):
                  num_layers: int = 6, heads: int = 8, kernel_dim: int = 16,
                  attention: str = 'softmax', combine: str = 'sum',
                  pool: str = 'mean', dropout: float = 0.0,
-                 mlp_ratio: float = 1.0):
+                 mlp_ratio: float = 1.0, final_norm: bool = True):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"'pool' must be one of {POOLS} (got '{pool}')")
@@ -137,14 +143,15 @@ class LieTransformer(torch.nn.Module):
                                 kernel_dim, attention, combine, dropout,
                                 mlp_ratio) for _ in range(num_layers)
         ])
-        self.norm = LayerNorm(hidden_channels)
+        self.norm = LayerNorm(hidden_channels) if final_norm else None
         self.head = MLP(hidden_channels, hidden_channels, out_channels)
 
     def reset_parameters(self):
         self.embedding.reset_parameters()
         for block in self.blocks:
             block.reset_parameters()
-        self.norm.reset_parameters()
+        if self.norm is not None:
+            self.norm.reset_parameters()
         self.head.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
@@ -165,7 +172,8 @@ class LieTransformer(torch.nn.Module):
         x = self.embedding(x)
         for block in self.blocks:
             x = block(x, edge_index, edge_attr)
-        x = self.norm(x)
+        if self.norm is not None:
+            x = self.norm(x)
         if batch is None:
             batch, num_graphs = x.new_zeros(x.size(0), dtype=torch.long), 1
         x = scatter(x, batch, dim=0, dim_size=num_graphs, reduce=self.pool)
@@ -189,7 +197,8 @@ class LieTransformer(torch.nn.Module):
         x = self.embedding(x)
         for block in self.blocks:
             x = block.forward_dense(x, pair_attr, mask)
-        x = self.norm(x)
+        if self.norm is not None:
+            x = self.norm(x)
         if mask is None:
             x = {'mean': x.mean, 'sum': x.sum, 'max': x.amax}[self.pool](1)
         elif self.pool == 'max':
