@@ -284,11 +284,8 @@ def check_args(args: argparse.Namespace):
         raise ValueError(f"'--hidden' ({args.hidden}) must be divisible by "
                          f"'--heads' ({args.heads})")
     if args.model == 'lie':
-        group = group_resolver(args.group)  # ValueError for unknown names
-        if group.space_dim != 2:
-            raise ValueError(f"'--group' must act on the plane (got "
-                             f"'{args.group}', which acts on "
-                             f"R^{group.space_dim})")
+        # ValueError for unknown names and groups not acting on the plane.
+        group = group_resolver(args.group, space_dim=2)
         group.lift_size(args.num_samples)  # ValueError for C_k with samples
         if args.features == 'ones' and args.attention == 'softmax':
             raise ValueError(

@@ -145,11 +145,8 @@ def check_args(args: argparse.Namespace):
                          f"training split ('--train-systems' = "
                          f"{args.train_systems})")
     if args.model == 'lie':
-        group = group_resolver(args.group)  # ValueError for unknown names
-        if group.space_dim != 2:
-            raise ValueError(f"'--group' must act on the plane (got "
-                             f"'{args.group}', which acts on "
-                             f"R^{group.space_dim})")
+        # ValueError for unknown names and groups not acting on the plane.
+        group = group_resolver(args.group, space_dim=2)
         hidden = args.hidden or DEFAULTS['lie'][0]
         if hidden % args.heads:
             raise ValueError(f"'--hidden' ({hidden}) must be divisible by "

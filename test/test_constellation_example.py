@@ -153,7 +153,7 @@ def test_resume_without_checkpoint(example, data_root, tmp_path):
 
 @pytest.mark.parametrize('extra, match', [
     (('--features', 'ones'), 'softmax'),
-    (('--group', 'T3'), 'must act on the plane'),
+    (('--group', 'T3'), 'acts on R\\^3, but the points are in R\\^2'),
     (('--group', 'XYZ'), 'Unknown group'),
     (('--group', 'SE2-C4', '--num-samples', '2'), 'num_samples'),
     (('--hidden', '9'), 'divisible'),

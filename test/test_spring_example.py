@@ -128,7 +128,7 @@ def test_save_atomic_leaves_no_partial_file(example, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('extra, match', [
     (('--n-train', '20'), 'exceeds the training split'),
-    (('--group', 'T3'), 'must act on the plane'),
+    (('--group', 'T3'), 'acts on R\\^3, but the points are in R\\^2'),
     (('--group', 'XYZ'), 'Unknown group'),
     (('--hidden', '9'), 'divisible'),
     (('--epochs', '0'), "'--epochs' must be >= 1"),

@@ -61,6 +61,11 @@ def test_resolver_messages():
         group_resolver('T3-matrix')
     with pytest.raises(ValueError, match='only SE2 has a discrete subgroup'):
         group_resolver('SO3-C4')
+    with pytest.raises(ValueError, match=r"'SE3' acts on R\^3, but the "
+                       r"points are in R\^2"):
+        group_resolver('SE3', space_dim=2)
+    assert group_resolver('SE2-C4', space_dim=2) == SE2(num_rotations=4)
+    assert group_resolver(T(3), space_dim=3) == T(3)
 
 
 REPRS = {

@@ -1,4 +1,5 @@
 import re
+from typing import Optional
 
 from torch_lie.groups.group import Group
 from torch_lie.groups.se2 import SE2
@@ -8,14 +9,29 @@ from torch_lie.groups.so3 import SO3
 from torch_lie.groups.translation import T, Trivial
 
 
-def group_resolver(query: str | Group) -> Group:
+def group_resolver(query: str | Group,
+                   space_dim: Optional[int] = None) -> Group:
     r"""Returns the group named by :obj:`query`, so that scripts can switch
     groups with one string: :obj:`"T2"`, :obj:`"T3"`, :obj:`"SO2"`,
     :obj:`"SE2"`, :obj:`"SE2-C4"` (:math:`T(2) \rtimes C_4`), :obj:`"SO3"`,
     :obj:`"SE3"`, :obj:`"Trivial2"`, :obj:`"Trivial3"`, optionally with the
     suffix :obj:`"-matrix"` for the continuous pair embedding (e.g.
     :obj:`"SE3-matrix"`). A :class:`Group` is returned as it is.
+
+    Args:
+        query (str or Group): The group or its name.
+        space_dim (int, optional): If given, a :class:`ValueError` is raised
+            unless the group acts on :math:`\mathbb{R}^{space\_dim}` (the
+            space of the data). (default: :obj:`None`)
     """
+    group = _resolve(query)
+    if space_dim is not None and group.space_dim != space_dim:
+        raise ValueError(f"'{query}' acts on R^{group.space_dim}, but the "
+                         f"points are in R^{space_dim}")
+    return group
+
+
+def _resolve(query: str | Group) -> Group:
     if isinstance(query, Group):
         return query
     m = re.fullmatch(r'(T|Trivial|SO|SE)\(?(\d)\)?(?:[-_]C(\d+))?(-matrix)?',
