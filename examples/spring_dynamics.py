@@ -146,7 +146,7 @@ def check_args(args: argparse.Namespace):
                          f"{args.train_systems})")
     if args.model == 'lie':
         # ValueError for unknown names and groups not acting on the plane.
-        group = group_resolver(args.group, space_dim=2)
+        group_resolver(args.group, space_dim=2)
         hidden = args.hidden or DEFAULTS['lie'][0]
         if hidden % args.heads:
             raise ValueError(f"'--hidden' ({hidden}) must be divisible by "
