@@ -71,8 +71,8 @@ class LieTransformer(torch.nn.Module):
     A linear embedding, :obj:`num_layers` pre-LayerNorm residual blocks of
     :class:`~torch_lie.nn.LieSelfAttentionConv` and a pointwise MLP, a final
     LayerNorm (optional), invariant pooling over all lifted elements of each
-    graph, and an output MLP. Switching groups changes only :obj:`group` (and the
-    :class:`~torch_lie.transforms.Lift` that makes the input).
+    graph, and an output MLP. Switching groups changes only :obj:`group`
+    (and the :class:`~torch_lie.transforms.Lift` that makes the input).
 
     .. code-block:: python
 
