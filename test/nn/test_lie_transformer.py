@@ -207,6 +207,7 @@ def test_without_final_norm_the_output_scale_follows_the_inputs(ethanol):
     pos, x = ethanol
     data = Lift('T3')(Data(pos=pos, x=x))
 
+    @torch.no_grad()
     def growth(model):
         out = [model(s * data.x, data.edge_index, data.edge_attr).abs().max()
                for s in (1.0, 1e3)]
