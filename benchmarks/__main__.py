@@ -11,7 +11,8 @@ import sys
 import time
 
 #: In order of run time. The data-efficiency study (hours of training) is
-#: not part of the suite: ``python -m benchmarks.dynamics_data_efficiency``.
+#: not part of the suite: ``python benchmarks/dynamics_data_efficiency.py``;
+#: ``python benchmarks/springs_ablation.py`` is its cheap test bench.
 SUITE = ('radius_graph', 'layer', 'peer', 'springs_step', 'models')
 
 
