@@ -1,15 +1,15 @@
 r"""Data efficiency on the spring dynamics task (LieTransformer paper, Fig. 4).
 
 Trains the T(2) LieTransformer (the paper's configuration: width 160, 5
-layers, 8 heads, kernel dim 16, dot-product attention, batch 100, Adam 1e-3,
-cosine schedule) and the FC / HFC baselines for several numbers of training
-systems, each run by ``examples/spring_dynamics.py`` (its ``main``) in a
-subprocess of its own, and writes ``benchmarks/results/
-dynamics_data_efficiency.{json,md,png}`` with the paper's numbers next to
-ours::
+layers, 8 heads, kernel dim 16, dot-product attention, Adam 1e-3, cosine
+schedule; batch 100 in the paper, an option here) and the FC / HFC
+baselines for several numbers of training systems, each run by
+``examples/spring_dynamics.py`` in a subprocess of its own, and writes
+``benchmarks/results/dynamics_data_efficiency.{json,md,png}`` with the
+paper's numbers next to ours::
 
-    python benchmarks/dynamics_data_efficiency.py \
-        --n-train 10 100 400 --lie-epochs 10:200 100:200 400:100
+    python benchmarks/dynamics_data_efficiency.py --n-train 10 100 400 \
+        --batch-size 25 --notes benchmarks/dynamics_data_efficiency_notes.md
 
 Finished runs (``metrics.json`` in ``--runs/<model>_n<n>``) are reused, and
 an interrupted run is resumed from its checkpoint, so the study can be
@@ -26,7 +26,6 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, 'examples', 'spring_dynamics.py')
-RESULTS = os.path.join(ROOT, 'benchmarks', 'results')
 NAME = 'dynamics_data_efficiency'
 
 #: 5-step test MSE read off the paper's Fig. 4 (DESIGN.md, section 4).
@@ -57,13 +56,12 @@ def run_args(model, n, epochs, args):
     if model == 'lie':
         argv += ['--group', 'T2', '--hidden', '160', '--layers', '5',
                  '--heads', '8', '--kernel-dim', '16', '--attention',
-                 'dot_product', '--batch-size', '100', '--lr', str(args.lr)]
+                 'dot_product']
         if args.warmup:
             argv += ['--warmup', str(args.warmup)]
         if args.compile:
             argv += ['--compile']
-    else:
-        argv += ['--batch-size', '100', '--lr', str(args.lr)]
+    argv += ['--batch-size', str(args.batch_size), '--lr', str(args.lr)]
     return argv + list(args.extra)
 
 
@@ -121,7 +119,7 @@ def fmt(x):
 
 
 def write_results(rows, args, command):
-    os.makedirs(RESULTS, exist_ok=True)
+    os.makedirs(args.results, exist_ok=True)
     compute = sum(r['train_time_s'] + r['eval_time_s'] for r in rows)
     machine = (f'{platform.machine()} CPU, {os.cpu_count()} cores '
                f'(shared), {platform.system()}; Python '
@@ -130,11 +128,13 @@ def write_results(rows, args, command):
             'compute_time_s': compute, 'paper_test_mse_5': {
                 k: {str(n): v for n, v in d.items()}
                 for k, d in PAPER.items()}, 'runs': rows}
-    with open(os.path.join(RESULTS, f'{NAME}.json'), 'w') as f:
+    with open(os.path.join(args.results, f'{NAME}.json'), 'w') as f:
         json.dump(data, f, indent=1)
 
     lie_epochs = sorted({(r['n_train'], r['epochs'], r['steps'])
                          for r in rows if r['model'] == 'lie'})
+    batch = '/'.join(str(b) for b in sorted(
+        {r['args']['batch_size'] for r in rows}))
     lines = [
         '# Spring dynamics: data efficiency',
         '',
@@ -145,7 +145,8 @@ def write_results(rows, args, command):
         'dot-product attention) and the FC / HFC baselines (MLPs, width 256, '
         '4 layers), trained on the first `n_train` systems of the training '
         'split with one 5-step chunk per system (the reference protocol), '
-        'batch 100 (or `n_train` when smaller), Adam with a cosine schedule, '
+        f'batch {batch} (or `n_train` when smaller), Adam with a cosine '
+        'schedule, '
         'the checkpoint with the best validation MSE (5-step roll-outs on '
         '`min(n_train, 200)` validation systems) tested. The paper columns '
         'are the 5-step test MSE read off the paper\'s Fig. 4.',
@@ -185,12 +186,12 @@ def write_results(rows, args, command):
         f'- Baselines: {args.baseline_epochs} epochs.',
         '',
     ]
-    with open(os.path.join(RESULTS, f'{NAME}.md'), 'w') as f:
+    with open(os.path.join(args.results, f'{NAME}.md'), 'w') as f:
         f.write('\n'.join(lines) + args.notes)
-    plot(rows)
+    plot(rows, os.path.join(args.results, f'{NAME}.png'))
 
 
-def plot(rows):
+def plot(rows, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -215,7 +216,7 @@ def plot(rows):
     ax.grid(True, which='both', alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(RESULTS, f'{NAME}.png'), dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
@@ -228,12 +229,17 @@ def main(argv=None):
     parser.add_argument('--lie-epochs', nargs='*', default=[],
                         help='N:EPOCHS per n_train (default 200)')
     parser.add_argument('--baseline-epochs', type=int, default=200)
+    parser.add_argument('--batch-size', type=int, default=100,
+                        help='of every model (the paper: 100)')
     parser.add_argument('--lr', type=float, default=1e-3)
     parser.add_argument('--warmup', type=float, default=0.0)
     parser.add_argument('--no-compile', dest='compile', action='store_false')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--root', default='data/springs')
     parser.add_argument('--runs', default='runs/dynamics_data_efficiency')
+    parser.add_argument('--results',
+                        default=os.path.join(ROOT, 'benchmarks', 'results'),
+                        help='where the table, plot and JSON go')
     parser.add_argument('--notes', default=None,
                         help='a Markdown file appended to the results')
     parser.add_argument('--report-only', action='store_true')
@@ -253,7 +259,7 @@ def main(argv=None):
     command = 'python ' + ' '.join(
         shlex.quote(a) for a in [os.path.relpath(__file__, ROOT)] +
         args.argv)
-    path = os.path.join(RESULTS, f'{NAME}.json')
+    path = os.path.join(args.results, f'{NAME}.json')
     if args.report_only and os.path.exists(path):
         with open(path) as f:  # the command that ran the study
             command = json.load(f)['command']
