@@ -36,6 +36,7 @@ it (with more ``--epochs``, the cosine schedule is stretched to the new
 length).
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -194,22 +195,6 @@ def build_model(args, num_particles: int = 6) -> torch.nn.Module:
     return MLPDynamics(num_particles, 2, 2, args.hidden, args.layers)
 
 
-class Uncompiled:
-    r"""Runs a :class:`HamiltonianDynamics` eagerly inside the block (for
-    evaluation: other shapes, no graph, not worth a compilation)."""
-    def __init__(self, model):
-        self.model = model
-
-    def __enter__(self):
-        self.compile = getattr(self.model, 'compile', None)
-        if self.compile:
-            self.model.compile = False
-
-    def __exit__(self, *exc):
-        if self.compile:
-            self.model.compile = True
-
-
 def lr_lambda(total_steps: int, warmup: float):
     warmup_steps = int(round(warmup * total_steps))
 
@@ -248,7 +233,9 @@ def rollout_mse(model, loader, device, per_step: bool = False):
     per time step if :obj:`per_step`), with the predictions."""
     model.eval()
     total, count, steps, preds = 0.0, 0, 0.0, []
-    with torch.no_grad(), Uncompiled(model):
+    eager = (model.eager() if isinstance(model, HamiltonianDynamics) else
+             contextlib.nullcontext())
+    with torch.no_grad(), eager:
         for batch in loader:
             z0, ts, sys_params, z = batch_to(batch, device)
             pred = model.rollout(z0, ts[0], sys_params)

@@ -195,3 +195,22 @@ def test_compiled_vector_field_matches_eager():
     torch.testing.assert_close(grads[1], grads[3], atol=1e-5, rtol=1e-5)
     for a, b in zip(grads[0], grads[2]):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_eager_block_skips_compilation_and_restores_it():
+    potential = LiePotential(2, 'T2', hidden_channels=8, num_layers=1,
+                             heads=2, kernel_dim=4)
+    dynamics = HamiltonianDynamics(SeparableHamiltonian(potential),
+                                   compile=True)
+    z, sys_params = springs(batch=2, dtype=torch.float32)
+    with torch.no_grad(), dynamics.eager() as model:
+        assert model is dynamics and not dynamics.compile
+        model(z, sys_params)
+    assert dynamics._compiled is None  # nothing was compiled
+    assert dynamics.compile
+    try:
+        with dynamics.eager():
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert dynamics.compile

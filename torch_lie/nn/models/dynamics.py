@@ -1,4 +1,5 @@
-from typing import Callable, Optional, Union
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Union
 
 import torch
 from torch import Tensor
@@ -65,8 +66,8 @@ class HamiltonianDynamics(Dynamics):
             (with its gradient) is compiled with :func:`torch.compile`,
             which fuses the elementwise chains of the double backward: about
             1.7x faster training steps on CPU for the paper's spring model,
-            after a compilation of a minute or two per input shape.
-            (default: :obj:`False`)
+            after a compilation of a minute or two per input shape; see
+            :meth:`eager` for evaluation. (default: :obj:`False`)
     """
     def __init__(self, hamiltonian: Module, compile: bool = False):
         super().__init__()
@@ -88,6 +89,21 @@ class HamiltonianDynamics(Dynamics):
         if self._compiled is None:
             self._compiled = torch.compile(self._vector_field, dynamic=False)
         return self._compiled(z, sys_params)
+
+    @contextmanager
+    def eager(self) -> Iterator['HamiltonianDynamics']:
+        r"""Runs the vector field uncompiled inside the block, e.g. for
+        evaluation, whose other batch shapes and gradient mode would each
+        be compiled anew::
+
+            with torch.no_grad(), model.eager():
+                pred = model.rollout(z0, ts, sys_params)
+        """
+        compile, self.compile = self.compile, False
+        try:
+            yield self
+        finally:
+            self.compile = compile
 
 
 class SeparableHamiltonian(Module):
