@@ -12,6 +12,7 @@ be judged in minutes before the paper-size study
     python benchmarks/springs_ablation.py --location-init default
     python benchmarks/springs_ablation.py --output-layers 3  # the reference's
     python benchmarks/springs_ablation.py --steps 1200 --batch-size 25
+    python benchmarks/springs_ablation.py --ema 0.99  # also validates an EMA
 
 Each run takes about 3 minutes per 300 steps on one core (the default
 model: width 64, 3 layers, 4 heads, kernel dim 16). ``--out FILE`` writes
@@ -23,6 +24,7 @@ import math
 import time
 
 import torch
+from torch.optim import swa_utils
 from torch.utils.data import DataLoader
 
 from torch_lie.datasets import SpringDynamics
@@ -75,6 +77,9 @@ def main(argv=None) -> list:
                         choices=['he', 'default'])
     parser.add_argument('--output-layers', type=int, default=2,
                         choices=[2, 3])
+    parser.add_argument('--ema', type=float, default=None, metavar='DECAY',
+                        help='also validate an exponential moving average '
+                        'of the weights (the same training run)')
     parser.add_argument('--double', action='store_true')
     parser.add_argument('--no-compile', dest='compile', action='store_false')
     parser.add_argument('--threads', type=int, default=1)
@@ -101,8 +106,12 @@ def main(argv=None) -> list:
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True,
                         drop_last=True,
                         generator=torch.Generator().manual_seed(args.seed))
+    ema = None
+    if args.ema is not None:
+        ema = swa_utils.AveragedModel(
+            model, multi_avg_fn=swa_utils.get_ema_multi_avg_fn(args.ema))
 
-    def validate() -> float:
+    def validate(model) -> float:
         model.eval()
         with torch.no_grad(), model.eager():  # one call: not worth compiling
             z0, ts, sys_params, z = val
@@ -118,15 +127,21 @@ def main(argv=None) -> list:
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             if step % 25 == 0 or step == args.steps:
                 point = {'step': step, 'train_mse': loss.item(),
-                         'val_mse': validate(),
-                         'time_s': time.perf_counter() - start}
+                         'val_mse': validate(model)}
+                if ema is not None:
+                    point['ema_val_mse'] = validate(ema.module)
+                point['time_s'] = time.perf_counter() - start
                 curve.append(point)
-                print(f"step {step:5d}  train {point['train_mse']:.3e}  "
-                      f"val {point['val_mse']:.3e}  {point['time_s']:.0f} s",
-                      flush=True)
+                print(f"step {step:5d}  train {point['train_mse']:.3e}  " +
+                      '  '.join(f"{k[:-4].replace('_', ' ')} {v:.3e}"
+                                for k, v in point.items()
+                                if k.endswith('val_mse')) +
+                      f"  {point['time_s']:.0f} s", flush=True)
             if step == args.steps:
                 break
     if args.out:

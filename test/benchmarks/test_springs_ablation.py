@@ -17,6 +17,12 @@ def test_ablation_bench_runs_and_writes_its_curve(tmp_path):
     assert json.loads(out.read_text())['curve'] == curve
 
 
+def test_ablation_bench_validates_the_moving_average_too(tmp_path):
+    [point] = main(TINY + ['--ema', '0.5', '--root', str(tmp_path)])
+    assert math.isfinite(point['ema_val_mse'])
+    assert point['ema_val_mse'] != point['val_mse']  # a different model
+
+
 def test_ablation_switches_change_the_model():
     import argparse
     args = argparse.Namespace(hidden=8, layers=1, heads=2, kernel_dim=4,

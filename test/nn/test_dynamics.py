@@ -1,4 +1,5 @@
 import math
+from copy import deepcopy
 
 import pytest
 import torch
@@ -214,3 +215,14 @@ def test_eager_block_skips_compilation_and_restores_it():
     except KeyboardInterrupt:
         pass
     assert dynamics.compile
+
+
+def test_a_copy_computes_with_its_own_weights():
+    dynamics = HamiltonianDynamics(SeparableHamiltonian(LiePotential(
+        2, 'T2', hidden_channels=8, num_layers=1, heads=2, kernel_dim=4)))
+    copy = deepcopy(dynamics)
+    with torch.no_grad():
+        for p in copy.parameters():
+            p.mul_(2)
+    z, sys_params = springs(batch=2, dtype=torch.float32)
+    assert not torch.allclose(copy(z, sys_params), dynamics(z, sys_params))

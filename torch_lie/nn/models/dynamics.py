@@ -73,14 +73,15 @@ class HamiltonianDynamics(Dynamics):
         super().__init__()
         self.hamiltonian = hamiltonian
         self.compile = compile
-        self._energy_grad = torch.func.grad(self._energy)
         self._compiled: Optional[Callable] = None
 
     def _energy(self, z: Tensor, sys_params: Tensor) -> Tensor:
         return self.hamiltonian(z, sys_params).sum()
 
     def _vector_field(self, z: Tensor, sys_params: Tensor) -> Tensor:
-        grad = self._energy_grad(z, sys_params)
+        # Made per call: a stored torch.func.grad would hold this instance,
+        # and copies of the module (deepcopy, EMA) would use its weights.
+        grad = torch.func.grad(self._energy)(z, sys_params)
         return torch.stack([grad[:, 1], -grad[:, 0]], dim=1)
 
     def forward(self, z: Tensor, sys_params: Tensor) -> Tensor:
