@@ -184,6 +184,8 @@ def write_results(rows, args, command):
          'the time budget.' if any(e < 200 for _, e, _ in lie_epochs)
          else ', as in the paper.'),
         f'- Baselines: {args.baseline_epochs} epochs.',
+        f'- Batch {batch}; the paper trains at batch 100.' if batch != '100'
+        else '- Batch 100, as in the paper.',
         '',
     ]
     with open(os.path.join(args.results, f'{NAME}.md'), 'w') as f:
