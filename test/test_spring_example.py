@@ -139,6 +139,18 @@ def test_bad_arguments(example, data_root, tmp_path, extra, match):
         example.main(tiny(data_root, tmp_path, *extra))
 
 
+def test_resume_with_another_recipe(example, data_root, tmp_path):
+    example.main(tiny(data_root, tmp_path, '--model', 'fc', '--epochs', '1'))
+    with pytest.raises(ValueError, match=r"made with batch_size=4, lr=0.001 "
+                       r"\(requested batch_size=2, lr=0.002\)"):
+        example.main(tiny(data_root, tmp_path, '--model', 'fc', '--epochs',
+                          '2', '--batch-size', '2', '--lr', '2e-3',
+                          '--resume'))
+    with pytest.raises(ValueError, match=r"made with model='fc' \(requested "
+                       r"model='lie'\)"):
+        example.main(tiny(data_root, tmp_path, '--epochs', '2', '--resume'))
+
+
 def test_resume_without_checkpoint(example, data_root, tmp_path):
     with pytest.raises(FileNotFoundError, match='no checkpoint'):
         example.main(tiny(data_root, tmp_path, '--model', 'fc', '--resume'))

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from benchmarks.dynamics_data_efficiency import main
 
 TINY = ['--train-systems', '8', '--n-val', '2', '--n-test', '4',
@@ -30,3 +32,13 @@ def test_study_runs_reuses_its_runs_and_reports_the_batch(tmp_path):
     written = metrics.stat().st_mtime_ns
     assert main(argv) == rows
     assert metrics.stat().st_mtime_ns == written
+
+
+def test_study_refuses_runs_of_another_recipe(tmp_path):
+    argv = ['--n-train', '4', '--models', 'fc', '--baseline-epochs', '1',
+            '--root', str(tmp_path / 'data'), '--runs', str(tmp_path / 'runs'),
+            '--results', str(tmp_path / 'results'), '--'] + TINY
+    main(['--batch-size', '2'] + argv)
+    with pytest.raises(ValueError, match=r"made with batch_size=2 \(requested "
+                       r"batch_size=4\): use another --runs"):
+        main(['--batch-size', '4'] + argv)
