@@ -197,6 +197,17 @@ def test_compiled_vector_field_matches_eager():
     for a, b in zip(grads[0], grads[2]):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
+    # A copy of the compiled model computes with its own weights.
+    copy = deepcopy(compiled)
+    with torch.no_grad():
+        for p in copy.parameters():
+            p.mul_(2)
+        field = copy(z, sys_params)
+        with copy.eager():
+            torch.testing.assert_close(field, copy(z, sys_params), atol=1e-5,
+                                       rtol=1e-5)
+        assert not torch.allclose(field, compiled(z, sys_params))
+
 
 def test_eager_block_skips_compilation_and_restores_it():
     potential = LiePotential(2, 'T2', hidden_channels=8, num_layers=1,

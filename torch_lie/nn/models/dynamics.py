@@ -87,9 +87,10 @@ class HamiltonianDynamics(Dynamics):
     def forward(self, z: Tensor, sys_params: Tensor) -> Tensor:
         if not self.compile:
             return self._vector_field(z, sys_params)
-        if self._compiled is None:
-            self._compiled = torch.compile(self._vector_field, dynamic=False)
-        return self._compiled(z, sys_params)
+        if self._compiled is None:  # unbound, so that copies use their own
+            self._compiled = torch.compile(type(self)._vector_field,
+                                           dynamic=False)
+        return self._compiled(self, z, sys_params)
 
     @contextmanager
     def eager(self) -> Iterator['HamiltonianDynamics']:
