@@ -36,7 +36,6 @@ it (with more ``--epochs``, the cosine schedule is stretched to the new
 length).
 """
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -235,9 +234,7 @@ def rollout_mse(model, loader, device, per_step: bool = False):
     per time step if :obj:`per_step`), with the predictions."""
     model.eval()
     total, count, steps, preds = 0.0, 0, 0.0, []
-    eager = (model.eager() if isinstance(model, HamiltonianDynamics) else
-             contextlib.nullcontext())
-    with torch.no_grad(), eager:
+    with torch.no_grad(), model.eager():
         for batch in loader:
             z0, ts, sys_params, z = batch_to(batch, device)
             pred = model.rollout(z0, ts[0], sys_params)

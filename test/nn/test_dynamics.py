@@ -220,6 +220,9 @@ def test_eager_block_skips_compilation_and_restores_it():
         model(z, sys_params)
     assert dynamics._compiled is None  # nothing was compiled
     assert dynamics.compile
+    fc = MLPDynamics(6, 2, 2, 8, 2)  # compiles nothing: the block is a no-op
+    with dynamics.eager(), fc.eager() as same:
+        assert same is fc
     try:
         with dynamics.eager():
             raise KeyboardInterrupt
