@@ -1,18 +1,30 @@
-from typing import Any
+from typing import Any, Optional
 
+import torch
 from torch_geometric.data import Data
+from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+from torch_geometric.data.storage import GlobalStorage
 
 
 class LiftedData(Data):
     r"""A :class:`~torch_geometric.data.Data` object whose nodes are lifted
-    group elements, as produced by :class:`torch_lie.transforms.Lift`.
+    group elements, as produced by :class:`torch_lie.transforms.Lift`, and
+    the input of :class:`torch_lie.nn.LieTransformer`.
 
-    Node-level attributes (:obj:`x`, :obj:`g`, :obj:`q`, :obj:`point_index`)
-    have one row per lifted element; :obj:`pos` keeps one row per input
-    point. :obj:`point_index` maps lifted elements to their points and is
-    shifted by the number of *points* when batching (PyG would otherwise
-    shift every attribute whose name contains :obj:`"index"` by the number
-    of nodes, here lifted elements).
+    Node-level attributes (:obj:`x`, :obj:`g`, :obj:`q`, :obj:`point_index`,
+    :obj:`batch`) have one row per lifted element; :obj:`pos` keeps one row
+    per input point. :obj:`point_index` maps lifted elements to their points
+    and is shifted by the number of *points* when batching (PyG would
+    otherwise shift every attribute whose name contains :obj:`"index"` by
+    the number of nodes, here lifted elements). :obj:`lift` is the
+    :obj:`repr` of the lift that made it, so that a model can refuse data
+    lifted differently from its own lift.
+
+    A lifted :class:`~torch_geometric.data.Batch` (from lifting a batch, or
+    from tensors with a :obj:`batch` vector) is a :class:`LiftedData` with
+    the element-level :obj:`batch` vector and :attr:`num_graphs`; a
+    :class:`~torch_geometric.loader.DataLoader` over lifted graphs collates
+    them into the same layout.
     """
     @property
     def num_points(self) -> int:
@@ -21,7 +33,23 @@ class LiftedData(Data):
             return self.pos.size(0)
         return int(self.point_index.max()) + 1 if self.point_index.numel() else 0
 
+    @property
+    def num_graphs(self) -> int:
+        r"""Number of graphs: one without a :obj:`batch` vector."""
+        num_graphs: Optional[int] = self.__dict__.get('_num_graphs')
+        if num_graphs is not None:
+            return num_graphs
+        if self.batch is None:
+            return 1
+        return int(self.batch.max()) + 1 if self.batch.numel() else 0
+
     def __inc__(self, key: str, value: Any, *args, **kwargs) -> Any:
         if key == 'point_index':
             return self.num_points
         return super().__inc__(key, value, *args, **kwargs)
+
+
+# Safe loading (torch.load's default weights_only=True) of lifted data and of
+# datasets built with pre_transform=Lift(...).
+torch.serialization.add_safe_globals(
+    [LiftedData, DataEdgeAttr, DataTensorAttr, GlobalStorage])

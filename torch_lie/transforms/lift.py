@@ -1,23 +1,18 @@
-from typing import NamedTuple, Optional, Tuple, Union
+from contextlib import contextmanager
+from typing import Iterator, Optional, Union
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 from torch_geometric.transforms import BaseTransform
 
 from torch_lie.data import LiftedData
 from torch_lie.groups import Group, group_resolver
 from torch_lie.utils import radius_graph
 
-
-class LiftedGraph(NamedTuple):
-    r"""The lifted elements of a set of points and their neighbourhoods."""
-    g: Tensor  #: Lifted elements :obj:`[M, ...]`.
-    q: Tensor  #: Orbit invariants :obj:`[M, q_dim]`.
-    point_index: Tensor  #: Point of each element :obj:`[M]`.
-    batch: Optional[Tensor]  #: Graph of each element :obj:`[M]`.
-    edge_index: Optional[Tensor]  #: Neighbourhoods :obj:`[2, E]` (source, target).
-    edge_attr: Optional[Tensor]  #: Pair embeddings :obj:`[E, edge_dim]`.
+# Point-cloud attributes that a lift replaces or recomputes.
+_REPLACED = ('x', 'batch', 'ptr', 'num_nodes', 'edge_index', 'edge_attr',
+             'adj_t')
 
 
 class Lift(BaseTransform):
@@ -43,24 +38,25 @@ class Lift(BaseTransform):
     Neighbourhoods are defined on points by the Euclidean distance
     :math:`\|x_i - x_j\|`, which every implemented group (translations,
     rotations, rigid motions) preserves, so neighbourhoods are invariant too.
+    They never cross graphs: the :obj:`batch` vector of a collated
+    :class:`~torch_geometric.data.Batch` is respected.
 
-    The lifted :class:`~torch_lie.data.LiftedData` holds :obj:`x [M, F]`
-    (features repeated; a column of ones when the input has no :obj:`x`:
-    then use :obj:`attention="dot_product"` or invariant features, since
-    softmax attention over equal features returns those features whatever
-    the weights, and the model cannot see the geometry),
-    :obj:`g` (the elements), :obj:`q [M, q_dim]`, :obj:`point_index [M]`,
-    :obj:`edge_index [2, E]` sorted by target, :obj:`edge_attr [E,
-    group.edge_dim]`, and the input's :obj:`pos [N, n]` and other attributes
-    unchanged (point-level attributes stay point-level; gather them with
-    :obj:`point_index`). An input :obj:`edge_index`/:obj:`edge_attr` (e.g.
-    chemical bonds) is replaced.
+    The result is always a :class:`~torch_lie.data.LiftedData`, whether the
+    input is a :class:`~torch_geometric.data.Data`, a
+    :class:`~torch_geometric.data.Batch` (call) or tensors (:meth:`lift`).
+    It holds :obj:`x [M, F]` (features repeated per element; absent when
+    the input has none), :obj:`g` (the elements), :obj:`q [M, q_dim]`,
+    :obj:`point_index [M]`, :obj:`batch [M]` (for batches),
+    :obj:`edge_index [2, E]` sorted by target, then source,
+    :obj:`edge_attr [E, group.edge_dim]`, the input's :obj:`pos [N, n]`,
+    :obj:`lift` (this transform's :obj:`repr`) and the input's other
+    attributes (point-level ones stay point-level: gather them with
+    :obj:`point_index`). Input edges (e.g. chemical bonds) are not
+    neighbourhoods: :obj:`edge_index`, :obj:`edge_attr` and every other
+    edge-level attribute of the input are dropped.
 
     For random lifts, every call draws fresh samples (Monte Carlo, as in the
-    paper); seed :func:`torch.manual_seed` to reproduce them. :meth:`lift`
-    is the same operation as a differentiable function of :obj:`pos` (the
-    neighbourhood selection aside), for use inside models, e.g. potentials
-    whose forces are gradients.
+    paper); seed :func:`torch.manual_seed` to reproduce them.
 
     Args:
         group (Group or str): The group, or its name for
@@ -79,7 +75,11 @@ class Lift(BaseTransform):
                  r: Optional[float] = None,
                  max_num_neighbors: Optional[int] = None):
         self.group = group_resolver(group)
-        self.group.lift_size(num_samples)  # validates num_samples
+        if (isinstance(num_samples, bool) or not isinstance(num_samples, int)
+                or num_samples < 1):
+            raise ValueError(f"'num_samples' must be a positive integer "
+                             f"(got {num_samples!r})")
+        self.group.lift_size(num_samples)  # deterministic lifts take 1
         if r is not None and not (r > 0 and r < float('inf')):
             raise ValueError(f"'r' must be a positive finite radius or None "
                              f"for full attention (got {r})")
@@ -95,12 +95,16 @@ class Lift(BaseTransform):
         r"""Number of lifted elements per point."""
         return self.group.lift_size(self.num_samples)
 
+    @property
+    def full_attention(self) -> bool:
+        r"""Whether neighbourhoods are whole graphs."""
+        return self.r is None and self.max_num_neighbors is None
+
     def neighbourhoods(self, pos: Tensor,
                        batch: Optional[Tensor] = None) -> Tensor:
         r"""Point-level neighbourhoods :obj:`[2, E]` (source, target; sorted
         by target, then source), self loops included."""
-        if self.r is None and (self.max_num_neighbors is None
-                               or pos.size(0) == 0):
+        if self.full_attention or pos.size(0) == 0:
             return complete_graph(pos.size(0), batch, pos.device)
         r = self.r
         if r is None:  # every pair lies within the bounding box's diagonal
@@ -108,119 +112,127 @@ class Lift(BaseTransform):
         return radius_graph(pos, r, batch, loop=True,
                             max_num_neighbors=self.max_num_neighbors)
 
-    def lift(self, pos: Tensor, batch: Optional[Tensor] = None,
-             generator: Optional[torch.Generator] = None,
-             with_edges: bool = True) -> LiftedGraph:
-        r"""Lifts points :obj:`pos [N, n]` (of graphs :obj:`batch [N]`),
-        differentiably in :obj:`pos` (without :obj:`edge_index` and
-        :obj:`edge_attr` if :obj:`with_edges=False`). Features are not part
-        of the result:
-        gather them with :obj:`x[lifted.point_index]`; rebuild
-        :obj:`edge_attr` from moved elements with
-        :meth:`~torch_lie.groups.Group.edge_attr`."""
+    def lift(self, pos: Tensor, x: Optional[Tensor] = None,
+             batch: Optional[Tensor] = None,
+             num_graphs: Optional[int] = None,
+             generator: Optional[torch.Generator] = None) -> LiftedData:
+        r"""Lifts points given as tensors, differentiably in :obj:`pos` and
+        :obj:`x` (the neighbourhood selection aside): the entry point inside
+        models whose outputs are differentiated with respect to the
+        positions (forces, Hamiltonians).
+
+        Args:
+            pos (torch.Tensor): Points :obj:`[N, n]`, or :obj:`[B, N, n]`
+                for :obj:`B` point clouds of :obj:`N` points each (e.g.
+                particle systems; this layout lifts with full attention
+                without any data-dependent shape, so it compiles).
+            x (torch.Tensor, optional): Features :obj:`[N, F]` (or
+                :obj:`[B, N, F]`). (default: :obj:`None`)
+            batch (torch.Tensor, optional): Graph of each point :obj:`[N]`,
+                sorted. (default: :obj:`None`, a single graph)
+            num_graphs (int, optional): Number of graphs of :obj:`batch`
+                (counted when not given). (default: :obj:`None`)
+            generator (torch.Generator, optional): Random generator of the
+                samples. (default: :obj:`None`)
+        """
+        graph_size = None
+        if pos.dim() == 3:
+            if batch is not None:
+                raise ValueError("'pos' of shape [B, N, n] holds B graphs of "
+                                 "N points: it takes no 'batch' vector")
+            num_graphs, graph_size = pos.size(0), pos.size(1)
+            if x is not None and x.shape[:2] != pos.shape[:2]:
+                raise ValueError(f"'x' {list(x.shape)} and 'pos' "
+                                 f"{list(pos.shape)} must have the same "
+                                 f"graph and point dimensions")
+            pos = pos.reshape(-1, pos.size(-1))
+            x = None if x is None else x.reshape(pos.size(0), -1)
+            batch = torch.arange(num_graphs, device=pos.device)
+            batch = batch.repeat_interleave(graph_size)
+        self._check_points(pos, x, batch)
+        k = self.lift_size
+        g, q = self.group.lift(pos, self.num_samples, generator)
+        point_index = torch.arange(pos.size(0), device=pos.device)
+        point_index = point_index.repeat_interleave(k)
+        out = LiftedData(pos=pos, g=g, q=q, point_index=point_index,
+                         lift=repr(self))
+        if x is not None:
+            out.x = x.repeat_interleave(k, dim=0) if k > 1 else x
+        if batch is not None:
+            out.batch = batch.repeat_interleave(k) if k > 1 else batch
+            if num_graphs is None:
+                num_graphs = int(batch.max()) + 1 if batch.numel() else 0
+            out._num_graphs = num_graphs
+        with torch.no_grad():
+            if graph_size is not None and self.full_attention:
+                edge_index = complete_graphs(num_graphs, graph_size * k,
+                                             pos.device)
+            else:
+                edges = self.neighbourhoods(pos.detach(), batch)
+                edge_index = expand_edges(edges, pos.size(0), k)
+        out.edge_index = edge_index
+        out.edge_attr = self.group.edge_attr(g, edge_index, q)
+        out.num_nodes = point_index.numel()
+        return out
+
+    def _check_points(self, pos: Tensor, x: Optional[Tensor],
+                      batch: Optional[Tensor]) -> None:
         n = self.group.space_dim
         if pos.dim() != 2 or pos.size(1) != n:
             raise ValueError(f"{self.group} acts on {n}-dimensional points, "
                              f"so 'pos' must have shape [N, {n}] (got "
                              f"{list(pos.shape)})")
-        # A data-dependent check: skipped inside compiled code (callers such
-        # as roll-outs validate their initial states once).
-        if not torch.compiler.is_compiling() and not torch.isfinite(pos).all():
-            raise ValueError("'pos' contains NaN or infinite values")
+        if x is not None and (x.dim() != 2 or x.size(0) != pos.size(0)):
+            raise ValueError(f"'x' must hold one row of features per point, "
+                             f"[{pos.size(0)}, F] (got {list(x.shape)})")
         if batch is not None and batch.shape != pos.shape[:1]:
             raise ValueError(f"'batch' must have shape [{pos.size(0)}] "
                              f"(got {list(batch.shape)})")
-        k = self.lift_size
-        g, q = self.group.lift(pos, self.num_samples, generator)
-        point_index = torch.arange(pos.size(0), device=pos.device)
-        point_index = point_index.repeat_interleave(k)
-        lifted_batch = None if batch is None else batch[point_index]
-        if not with_edges:
-            return LiftedGraph(g, q, point_index, lifted_batch, None, None)
-        with torch.no_grad():
-            point_edges = self.neighbourhoods(pos.detach(), batch)
-        edge_index = expand_edges(point_edges, pos.size(0), k)
-        edge_attr = self.group.edge_attr(g, edge_index, q)
-        return LiftedGraph(g, q, point_index, lifted_batch, edge_index,
-                           edge_attr)
-
-    def lift_dense(self, pos: Tensor,
-                   generator: Optional[torch.Generator] = None
-                   ) -> Tuple[Tensor, Tensor, Tensor]:
-        r"""Lifts a batch of equally sized point clouds :obj:`pos [B, N, n]`
-        with full attention, for
-        :meth:`~torch_lie.nn.LieTransformer.forward_dense`; differentiable
-        in :obj:`pos`.
-
-        :rtype: (:class:`torch.Tensor`, :class:`torch.Tensor`,
-            :class:`torch.Tensor`): the elements :obj:`[B, M, ...]`, their
-            orbit invariants :obj:`[B, M, q_dim]` and the pair embeddings
-            :obj:`[B, M, M, edge_dim]` of all (target, source) pairs, with
-            :obj:`M = N * lift_size`.
-        """
-        if self.r is not None or self.max_num_neighbors is not None:
-            raise ValueError("'lift_dense' is full attention: it needs a "
-                             "Lift with r=None and max_num_neighbors=None")
-        if pos.dim() != 3:
-            raise ValueError(f"'pos' must have shape [B, N, n] (got "
-                             f"{list(pos.shape)})")
-        B, N, n = pos.shape
-        lifted = self.lift(pos.reshape(B * N, n), generator=generator,
-                           with_edges=False)
-        M = N * self.lift_size
-        g = lifted.g.view(B, M, *lifted.g.shape[1:])
-        q = lifted.q.view(B, M, self.group.q_dim)
-        u, v = g[:, :, None], g[:, None, :]
-        if self.group.q_dim == 0:
-            pair_attr = self.group.pair_embedding(u, v)
-        else:
-            shape = (B, M, M, self.group.q_dim)
-            pair_attr = self.group.pair_embedding(
-                u, v, q[:, :, None].expand(shape), q[:, None, :].expand(shape))
-        return g, q, pair_attr
-
-    def dense_inputs(self, x: Tensor, pos: Tensor,
-                     mask: Optional[Tensor] = None,
-                     generator: Optional[torch.Generator] = None
-                     ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-        r"""The inputs of :meth:`~torch_lie.nn.LieTransformer.forward_dense`
-        for padded point clouds :obj:`pos [B, N, n]` with features
-        :obj:`x [B, N, F]` and valid points :obj:`mask [B, N]`: the features
-        :obj:`[B, M, F]` and mask :obj:`[B, M]` of the lifted elements
-        (element :obj:`i * lift_size + s` lifts point :obj:`i`) and the
-        pair embeddings of :meth:`lift_dense`, :obj:`M = N * lift_size`."""
-        if x.shape[:2] != pos.shape[:2]:
-            raise ValueError(f"'x' {list(x.shape)} and 'pos' "
-                             f"{list(pos.shape)} must have the same batch "
-                             f"and point dimensions")
-        _, _, pair_attr = self.lift_dense(pos, generator)
-        k = self.lift_size
-        if k > 1:
-            x = x.repeat_interleave(k, dim=1)
-            mask = None if mask is None else mask.repeat_interleave(k, dim=1)
-        return x, pair_attr, mask
+        # Under torch.compile this check breaks the graph; callers that
+        # validate their inputs once turn it off (see `trusted_positions`).
+        if _CHECK_FINITE and not bool(torch.isfinite(pos).all()):
+            raise ValueError("'pos' contains NaN or infinite values")
 
     def forward(self, data: Data) -> LiftedData:
+        if isinstance(data, LiftedData) or 'point_index' in data:
+            raise ValueError(f"The data are already lifted (by "
+                             f"{data.get('lift', 'a Lift')}): lift point "
+                             f"clouds once, either in the dataset's "
+                             f"transform or in the model")
         if getattr(data, 'pos', None) is None:
             raise ValueError("Lift needs point positions in 'data.pos'")
-        lifted = self.lift(data.pos)
-        out = LiftedData()
+        batch = data.batch if isinstance(data, Batch) or 'batch' in data \
+            else None
+        num_graphs = data.num_graphs if isinstance(data, Batch) else None
+        out = self.lift(data.pos, data.x, batch, num_graphs)
+        edge_level = {key for key in data.keys()
+                      if 'edge_index' in data and data.is_edge_attr(key)}
         for key, value in data.items():
-            if key not in ('edge_index', 'edge_attr', 'num_nodes'):
+            if key not in _REPLACED and key not in edge_level:
                 out[key] = value
-        x = data.x if data.x is not None else data.pos.new_ones(
-            data.pos.size(0), 1)
-        out.x = x[lifted.point_index]
-        out.g, out.q = lifted.g, lifted.q
-        out.point_index = lifted.point_index
-        out.edge_index, out.edge_attr = lifted.edge_index, lifted.edge_attr
-        out.num_nodes = lifted.point_index.numel()
         return out
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.group}, '
                 f'num_samples={self.num_samples}, r={self.r}, '
                 f'max_num_neighbors={self.max_num_neighbors})')
+
+
+_CHECK_FINITE = True
+
+
+@contextmanager
+def trusted_positions() -> Iterator[None]:
+    r"""A context in which :meth:`Lift.lift` does not check that positions
+    are finite, for callers that validated them already and run compiled
+    (the check reads the values on the host, which would split a compiled
+    graph)."""
+    global _CHECK_FINITE
+    previous, _CHECK_FINITE = _CHECK_FINITE, False
+    try:
+        yield
+    finally:
+        _CHECK_FINITE = previous
 
 
 def complete_graph(num_nodes: int, batch: Optional[Tensor] = None,
@@ -238,6 +250,18 @@ def complete_graph(num_nodes: int, batch: Optional[Tensor] = None,
     start = torch.cumsum(deg, 0) - deg
     src = ptr[batch[dst]] + torch.arange(dst.numel(), device=device) - start[dst]
     return torch.stack([src, dst])
+
+
+def complete_graphs(num_graphs: int, graph_size: int,
+                    device: Optional[torch.device] = None) -> Tensor:
+    r"""All pairs (self loops included) within each of :obj:`num_graphs`
+    consecutive graphs of :obj:`graph_size` nodes, :obj:`[2, E]` sorted by
+    target, then source; its shape depends on the sizes only."""
+    num_nodes = num_graphs * graph_size
+    dst = torch.arange(num_nodes, device=device)
+    dst = dst.repeat_interleave(graph_size)
+    src = torch.arange(graph_size, device=device).repeat(num_nodes)
+    return torch.stack([dst - dst % graph_size + src, dst])
 
 
 def expand_edges(edge_index: Tensor, num_points: int, k: int) -> Tensor:

@@ -80,6 +80,9 @@ class LieSelfAttentionConv(MessagePassing):
                  dropout: float = 0.0, bias: bool = True, **kwargs):
         kwargs.setdefault('aggr', 'add')
         super().__init__(node_dim=0, **kwargs)
+        if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1:
+            raise ValueError(f"'heads' must be a positive integer "
+                             f"(got {heads!r})")
         if out_channels % heads != 0:
             raise ValueError(f"'out_channels' ({out_channels}) must be "
                              f"divisible by 'heads' ({heads})")
@@ -143,6 +146,7 @@ class LieSelfAttentionConv(MessagePassing):
         edge_index: Tensor,
         edge_attr: Tensor,
         return_attention_weights: bool = False,
+        graph_size: Optional[int] = None,
     ) -> Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]]]:
         r"""Runs the forward pass of the module.
 
@@ -153,84 +157,74 @@ class LieSelfAttentionConv(MessagePassing):
             return_attention_weights (bool, optional): If set to
                 :obj:`True`, also returns the edges and their normalised
                 attention weights :obj:`[E, heads]`. (default: :obj:`False`)
+            graph_size (int, optional): A promise that the edges are the
+                complete graphs (self loops included, sorted by target, then
+                source) of consecutive groups of :obj:`graph_size` elements,
+                as :class:`~torch_lie.transforms.Lift` makes them for full
+                attention over equally sized graphs. The same attention is
+                then computed with batched matrix products instead of
+                gathers and scatters; :class:`~torch_lie.nn.LieTransformer`
+                sets it when it applies. (default: :obj:`None`)
         """
-        if edge_attr.size(-1) != self.edge_dim:
-            raise ValueError(f"'edge_attr' has {edge_attr.size(-1)} columns "
-                             f"but the layer expects edge_dim="
-                             f"{self.edge_dim} (the group's pair embedding)")
-        H, C = self.heads, self.head_dim
-        query = self.lin_query(x).view(-1, H, C)
-        key = self.lin_key(x).view(-1, H, C)
-        value = self.lin_value(x).view(-1, H, C)
-
-        alpha = self.edge_updater(edge_index, query=query, key=key,
-                                  edge_attr=edge_attr)
-        out = self.propagate(edge_index, value=value, alpha=alpha)
-        out = self.lin_out(out.view(-1, H * C))
+        if edge_attr.dim() != 2 or edge_attr.size(1) != self.edge_dim:
+            raise ValueError(f"'edge_attr' must have shape [E, {self.edge_dim}]"
+                             f" (edge_dim, the group's pair embedding; got "
+                             f"{list(edge_attr.shape)})")
+        if edge_attr.size(0) != edge_index.size(1):
+            raise ValueError(f"'edge_attr' has {edge_attr.size(0)} rows but "
+                             f"'edge_index' has {edge_index.size(1)} edges")
+        if graph_size is not None:
+            out, alpha = self._complete_graphs(x, edge_attr, graph_size)
+        else:
+            H, C = self.heads, self.head_dim
+            query = self.lin_query(x).view(-1, H, C)
+            key = self.lin_key(x).view(-1, H, C)
+            value = self.lin_value(x).view(-1, H, C)
+            alpha = self.edge_updater(edge_index, query=query, key=key,
+                                      edge_attr=edge_attr)
+            out = self.propagate(edge_index, value=value, alpha=alpha)
+            out = self.lin_out(out.view(-1, H * C))
 
         if return_attention_weights:
             return out, (edge_index, alpha)
         return out
 
-    def forward_dense(self, x: Tensor, pair_attr: Tensor,
-                      mask: Optional[Tensor] = None) -> Tensor:
-        r"""The same attention over complete graphs of equal (padded) size,
-        with batched matrix products instead of gathers and scatters: the
-        fast path for small graphs with full attention.
-
-        Args:
-            x (torch.Tensor): Features :obj:`[B, M, F_in]`.
-            pair_attr (torch.Tensor): Pair embeddings :obj:`[B, M, M, D]`,
-                :obj:`pair_attr[b, i, j]` that of target :obj:`i` and source
-                :obj:`j` (self pairs included).
-            mask (torch.Tensor, optional): Valid elements :obj:`[B, M]` of
-                padded graphs; padded ones are never attended to.
-                (default: :obj:`None`)
-        """
-        if pair_attr.size(-1) != self.edge_dim:
-            raise ValueError(f"'pair_attr' has {pair_attr.size(-1)} columns "
-                             f"but the layer expects edge_dim="
-                             f"{self.edge_dim} (the group's pair embedding)")
-        (B, M, _), H, C = x.shape, self.heads, self.head_dim
+    def _complete_graphs(self, x: Tensor, edge_attr: Tensor,
+                         graph_size: int) -> Tuple[Tensor, Tensor]:
+        # Graph b's pair (target i, source j) is edge (b M + i) M + j.
+        M, H, C = graph_size, self.heads, self.head_dim
+        if x.size(0) % M != 0 or edge_attr.size(0) != x.size(0) * M:
+            raise ValueError(f"'graph_size={M}' does not fit {x.size(0)} "
+                             f"elements and {edge_attr.size(0)} edges")
+        B = x.size(0) // M
         query = self.lin_query(x).view(B, M, H, C).transpose(1, 2)
         key = self.lin_key(x).view(B, M, H, C).transpose(1, 2)
         value = self.lin_value(x).view(B, M, H, C).transpose(1, 2)
 
         content = (query @ key.transpose(-1, -2)) / math.sqrt(C)
-        content = content.permute(0, 2, 3, 1).reshape(-1, H)
-        alpha = self.logits(content, pair_attr.reshape(-1, self.edge_dim))
-        alpha = alpha.view(B, M, M, H).permute(0, 3, 1, 2)  # [B, H, M, M]
-
-        sources = None if mask is None else mask[:, None, None, :]
-        if self.attention == 'softmax':
-            if sources is not None:
-                alpha = alpha.masked_fill(~sources, float('-inf'))
-            alpha = alpha.softmax(dim=-1)
-        elif sources is None:
-            alpha = alpha / M
-        else:
-            count = sources.sum(-1, keepdim=True).clamp(min=1)
-            alpha = alpha.masked_fill(~sources, 0.0) / count
-        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
-        out = (alpha @ value).transpose(1, 2).reshape(B, M, H * C)
-        return self.lin_out(out)
-
-    def logits(self, content: Tensor, edge_attr: Tensor) -> Tensor:
-        r"""Combines content logits :obj:`[E, H]` with the location kernel
-        of the pair embeddings :obj:`[E, D]` into attention logits
-        :obj:`[E, H]`."""
         if self.combine == 'mlp':
-            return self.location_kernel(edge_attr, content)
-        location = self.location_kernel(edge_attr)
-        if self.combine == 'sum':
-            return content + location
-        return content * location
+            content = content.transpose(0, 1).reshape(H, -1)
+            alpha = self.location_kernel(edge_attr, content)
+            alpha = alpha.view(H, B, M, M).transpose(0, 1)
+        else:
+            location = self.location_kernel(edge_attr)
+            location = location.view(H, B, M, M).transpose(0, 1)
+            alpha = (content + location if self.combine == 'sum'
+                     else content * location)  # [B, H, M, M]
+        if self.attention == 'softmax':
+            alpha = alpha.softmax(dim=-1)
+        else:
+            alpha = alpha / M
+        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        out = (alpha @ value).transpose(1, 2).reshape(B * M, H * C)
+        return self.lin_out(out), alpha.permute(0, 2, 3, 1).reshape(-1, H)
 
     def location_kernel(self, edge_attr: Tensor,
                         content: Optional[Tensor] = None) -> Tensor:
         r"""Per-head location MLPs of the pair embeddings :obj:`[E, D]`
-        (with the content logits :obj:`[E, H]` as an extra input for
-        :obj:`combine="mlp"`), returning logits :obj:`[E, H]`."""
+        (with the content logits :obj:`[H, E]` as an extra input for
+        :obj:`combine="mlp"`), returning logits :obj:`[H, E]`, heads
+        first."""
         # Heads first, [H, E, K], and contiguous throughout: per-pair tensors
         # in transposed layouts made the Swish backward and the copies cost
         # twice as much.
@@ -239,18 +233,23 @@ class LieSelfAttentionConv(MessagePassing):
         h = torch.baddbmm(self.kernel_in.bias.view(H, 1, K),
                           edge_attr.expand(H, -1, -1), weight)
         if content is not None:
-            h = h + content.t().unsqueeze(-1) * self.kernel_content[:, None]
+            h = h + content.unsqueeze(-1) * self.kernel_content[:, None]
         h = F.silu(h)
         h = F.silu(torch.baddbmm(self.kernel_hidden_bias, h,
                                  self.kernel_hidden))
         h = torch.baddbmm(self.kernel_out_bias, h, self.kernel_out)
-        return h.squeeze(-1).t()
+        return h.squeeze(-1)
 
     def edge_update(self, query_i: Tensor, key_j: Tensor, edge_attr: Tensor,
                     index: Tensor, ptr: Optional[Tensor],
                     dim_size: Optional[int]) -> Tensor:
         content = (query_i * key_j).sum(dim=-1) / math.sqrt(self.head_dim)
-        alpha = self.logits(content, edge_attr)
+        if self.combine == 'mlp':
+            alpha = self.location_kernel(edge_attr, content.t()).t()
+        elif self.combine == 'sum':
+            alpha = content + self.location_kernel(edge_attr).t()
+        else:
+            alpha = content * self.location_kernel(edge_attr).t()
 
         if self.attention == 'softmax':
             alpha = softmax(alpha, index, ptr, dim_size)

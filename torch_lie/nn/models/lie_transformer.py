@@ -1,15 +1,19 @@
-from typing import Callable, Optional, Union
+from typing import Optional
 
 import torch
 from torch import Tensor
 from torch.nn import LayerNorm, SiLU
+from torch_geometric.data import Data
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import scatter
 
-from torch_lie.groups import Group, group_resolver
+from torch_lie.data import LiftedData
+from torch_lie.groups import Group
 from torch_lie.nn.conv import LieSelfAttentionConv
+from torch_lie.transforms import Lift
 
 POOLS = ('mean', 'sum', 'max')
+KERNELS = ('auto', 'sparse', 'dense')
 
 
 class MLP(torch.nn.Sequential):
@@ -46,33 +50,26 @@ class LieTransformerBlock(torch.nn.Module):
         for module in (self.norm_attn, self.attn, self.norm_mlp, self.mlp):
             module.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor,
-                edge_attr: Tensor) -> Tensor:
-        return self._residual(
-            x, lambda h: self.attn(h, edge_index, edge_attr))
-
-    def forward_dense(self, x: Tensor, pair_attr: Tensor,
-                      mask: Optional[Tensor] = None) -> Tensor:
-        r"""The block on dense batches, see
-        :meth:`LieSelfAttentionConv.forward_dense`."""
-        return self._residual(
-            x, lambda h: self.attn.forward_dense(h, pair_attr, mask))
-
-    def _residual(self, x: Tensor, attend: Callable[[Tensor], Tensor]):
-        x = x + attend(self.norm_attn(x))
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
+                graph_size: Optional[int] = None) -> Tensor:
+        r"""Runs the block; :obj:`graph_size` as in
+        :meth:`LieSelfAttentionConv.forward`."""
+        x = x + self.attn(self.norm_attn(x), edge_index, edge_attr,
+                          graph_size=graph_size)
         return x + self.mlp(self.norm_mlp(x))
 
 
 class LieTransformer(torch.nn.Module):
     r"""The LieTransformer from the `"LieTransformer: Equivariant
     Self-Attention for Lie Groups" <https://arxiv.org/abs/2012.10885>`_
-    paper: an invariant network on lifted group elements.
+    paper: an invariant network on point clouds lifted to a Lie group.
 
-    A linear embedding, :obj:`num_layers` pre-LayerNorm residual blocks of
+    The model owns its :class:`~torch_lie.transforms.Lift` (the group, the
+    samples per point, the neighbourhoods): a linear embedding of the lifted
+    elements' features, :obj:`num_layers` pre-LayerNorm residual blocks of
     :class:`~torch_lie.nn.LieSelfAttentionConv` and a pointwise MLP, a final
     LayerNorm (optional), invariant pooling over all lifted elements of each
-    graph, and an output MLP. Switching groups changes only :obj:`group`
-    (and the :class:`~torch_lie.transforms.Lift` that makes the input).
+    graph, and an output MLP. Switching groups changes only the lift.
 
     .. code-block:: python
 
@@ -80,24 +77,40 @@ class LieTransformer(torch.nn.Module):
         from torch_lie.nn import LieTransformer
         from torch_lie.transforms import Lift
 
-        dataset = MyPointClouds(transform=Lift('SE3', num_samples=4, r=5.0))
-        model = LieTransformer(dataset.num_features, 128, 1, group='SE3')
+        model = LieTransformer(4, 128, 1, lift=Lift('SE3', num_samples=4))
         for data in DataLoader(dataset, batch_size=32):
-            out = model(data.x, data.edge_index, data.edge_attr, data.batch)
+            out = model(data)  # [32, 1]
+
+    :meth:`forward` takes point clouds (a
+    :class:`~torch_geometric.data.Data` or
+    :class:`~torch_geometric.data.Batch` with :obj:`pos` and optional
+    :obj:`x`), lifted inside and differentiably in :obj:`pos`, so forces
+    and Hamiltonians are :func:`torch.autograd.grad` of the output; or data
+    that a dataset transform already lifted with an equal lift (e.g.
+    :obj:`transform=model.lift`), which it checks.
+
+    Where the lifted graphs are complete and of equal size (full attention),
+    the attention runs as batched matrix products, otherwise on the sparse
+    edges: the same maths, chosen by :obj:`kernel`.
+
+    The lift is part of the saved state: loading weights into a model with
+    another lift raises a :class:`ValueError` naming both.
 
     Args:
-        in_channels (int): Size of each input feature vector.
+        in_channels (int): Size of each input feature vector (:obj:`1` for
+            inputs without features, which are then a constant).
         hidden_channels (int): Width of the blocks.
         out_channels (int): Size of each output (per graph).
-        group (Group or str): The group of the lift, for its pair embedding
-            width (a name is resolved by
-            :func:`~torch_lie.groups.group_resolver`).
+        lift (Lift): The lift of the points to the group.
         num_layers (int, optional): Number of blocks. (default: :obj:`6`)
         heads (int, optional): Attention heads. (default: :obj:`8`)
         kernel_dim (int, optional): Hidden size of the location MLPs.
             (default: :obj:`16`)
         attention (str, optional): :obj:`"softmax"` or
-            :obj:`"dot_product"`. (default: :obj:`"softmax"`)
+            :obj:`"dot_product"`. Softmax attention over equal features
+            returns those features whatever the geometry, so inputs without
+            features need :obj:`"dot_product"` (the model refuses them
+            otherwise). (default: :obj:`"softmax"`)
         combine (str, optional): :obj:`"sum"`, :obj:`"mlp"` or
             :obj:`"multiply"`. (default: :obj:`"sum"`)
         pool (str, optional): Invariant pooling over the lifted elements,
@@ -114,37 +127,63 @@ class LieTransformer(torch.nn.Module):
             regressing physical quantities such as potential energies,
             whose size the normalised features would otherwise have to
             rebuild in the output MLP's weights. (default: :obj:`True`)
+        kernel (str, optional): :obj:`"auto"` (batched products for complete
+            graphs of equal size, sparse otherwise), :obj:`"sparse"` or
+            :obj:`"dense"` (an error where it does not apply), for tests and
+            benchmarks. (default: :obj:`"auto"`)
 
     Shapes:
-        - **input:**
-          features :math:`(M, F_{in})`, edges :math:`(2, E)`, pair
-          embeddings :math:`(E, D)`, batch vector :math:`(M)` *(optional)*
+        - **input:** a point cloud or lifted data of :math:`B` graphs
         - **output:** :math:`(B, F_{out})`
     """
     def __init__(self, in_channels: int, hidden_channels: int,
-                 out_channels: int, group: Union[Group, str],
-                 num_layers: int = 6, heads: int = 8, kernel_dim: int = 16,
+                 out_channels: int, lift: Lift, num_layers: int = 6,
+                 heads: int = 8, kernel_dim: int = 16,
                  attention: str = 'softmax', combine: str = 'sum',
                  pool: str = 'mean', dropout: float = 0.0,
-                 mlp_ratio: float = 1.0, final_norm: bool = True):
+                 mlp_ratio: float = 1.0, final_norm: bool = True,
+                 kernel: str = 'auto'):
         super().__init__()
+        if not isinstance(lift, Lift):
+            raise ValueError(f"'lift' must be a Lift, e.g. Lift('SE3', "
+                             f"num_samples=4) (got {lift!r})")
         if pool not in POOLS:
             raise ValueError(f"'pool' must be one of {POOLS} (got '{pool}')")
-        self.group = group_resolver(group)
+        if kernel not in KERNELS:
+            raise ValueError(f"'kernel' must be one of {KERNELS} "
+                             f"(got '{kernel}')")
+        if (isinstance(num_layers, bool) or not isinstance(num_layers, int)
+                or num_layers < 1):
+            raise ValueError(f"'num_layers' must be a positive integer "
+                             f"(got {num_layers!r})")
+        if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1:
+            raise ValueError(f"'heads' must be a positive integer "
+                             f"(got {heads!r})")
+        if hidden_channels % heads != 0:
+            raise ValueError(f"'hidden_channels' ({hidden_channels}) must be "
+                             f"divisible by 'heads' ({heads})")
+        self.lift = lift
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.out_channels = out_channels
         self.num_layers = num_layers
+        self.attention = attention
         self.pool = pool
+        self.kernel = kernel
 
         self.embedding = Linear(in_channels, hidden_channels)
         self.blocks = torch.nn.ModuleList([
-            LieTransformerBlock(hidden_channels, self.group.edge_dim, heads,
+            LieTransformerBlock(hidden_channels, lift.group.edge_dim, heads,
                                 kernel_dim, attention, combine, dropout,
                                 mlp_ratio) for _ in range(num_layers)
         ])
         self.norm = LayerNorm(hidden_channels) if final_norm else None
         self.head = MLP(hidden_channels, hidden_channels, out_channels)
+
+    @property
+    def group(self) -> Group:
+        r"""The group of the lift."""
+        return self.lift.group
 
     def reset_parameters(self):
         self.embedding.reset_parameters()
@@ -154,62 +193,84 @@ class LieTransformer(torch.nn.Module):
             self.norm.reset_parameters()
         self.head.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
-                batch: Optional[Tensor] = None,
-                num_graphs: Optional[int] = None) -> Tensor:
+    def forward(self, data: Data) -> Tensor:
         r"""Runs the forward pass of the module.
 
         Args:
-            x (torch.Tensor): Features of the lifted elements.
-            edge_index (torch.Tensor): Neighbourhoods, source to target.
-            edge_attr (torch.Tensor): Pair embeddings.
-            batch (torch.Tensor, optional): Graph of each lifted element.
-                (default: :obj:`None`, a single graph)
-            num_graphs (int, optional): Number of graphs; pass it to avoid a
-                device synchronisation (and a graph break under
-                :func:`torch.compile`). (default: :obj:`None`)
+            data (torch_geometric.data.Data): Point clouds (:obj:`pos`,
+                optional :obj:`x`, and :obj:`batch` for a batch), or their
+                :class:`~torch_lie.data.LiftedData` from this model's lift.
         """
-        x = self.embedding(x)
-        for block in self.blocks:
-            x = block(x, edge_index, edge_attr)
-        if self.norm is not None:
-            x = self.norm(x)
-        if batch is None:
-            batch, num_graphs = x.new_zeros(x.size(0), dtype=torch.long), 1
-        x = scatter(x, batch, dim=0, dim_size=num_graphs, reduce=self.pool)
-        return self.head(x)
-
-    def forward_dense(self, x: Tensor, pair_attr: Tensor,
-                      mask: Optional[Tensor] = None) -> Tensor:
-        r"""The model on a dense batch of complete graphs (full attention),
-        with batched matrix products instead of gathers and scatters: the
-        fast path for small graphs, e.g. from
-        :meth:`torch_lie.transforms.Lift.lift_dense`. Same parameters and
-        outputs as :meth:`forward` on the same complete graphs.
-
-        Args:
-            x (torch.Tensor): Features :obj:`[B, M, F_in]`.
-            pair_attr (torch.Tensor): Pair embeddings :obj:`[B, M, M, D]`
-                (target, source).
-            mask (torch.Tensor, optional): Valid elements :obj:`[B, M]` of
-                padded graphs. (default: :obj:`None`)
-        """
-        x = self.embedding(x)
-        for block in self.blocks:
-            x = block.forward_dense(x, pair_attr, mask)
-        if self.norm is not None:
-            x = self.norm(x)
-        if mask is None:
-            x = {'mean': x.mean, 'sum': x.sum, 'max': x.amax}[self.pool](1)
-        elif self.pool == 'max':
-            x = x.masked_fill(~mask[..., None], float('-inf')).amax(1)
+        if isinstance(data, LiftedData):
+            self._check_lifted(data)
         else:
-            x = (x * mask[..., None]).sum(1)
-            if self.pool == 'mean':
-                x = x / mask.sum(1, keepdim=True).clamp(min=1)
+            data = self.lift(data)
+        x = data.x
+        if x is None:
+            if self.attention == 'softmax':
+                raise ValueError(
+                    "The points have no features 'x', and softmax attention "
+                    "over equal features returns them whatever the "
+                    "geometry: every output would be the same. Give the "
+                    "points features, or use attention='dot_product'")
+            x = data.g.new_ones(data.num_nodes, 1)
+        if x.size(-1) != self.in_channels:
+            raise ValueError(f"The lifted elements have {x.size(-1)} "
+                             f"features but the model expects in_channels="
+                             f"{self.in_channels}")
+        num_graphs = data.num_graphs
+        graph_size = self._graph_size(data.num_nodes, num_graphs,
+                                      data.edge_index.size(1))
+        x = self.embedding(x)
+        for block in self.blocks:
+            x = block(x, data.edge_index, data.edge_attr, graph_size)
+        if self.norm is not None:
+            x = self.norm(x)
+        if graph_size is not None:
+            x = x.view(num_graphs, graph_size, -1)
+            x = {'mean': x.mean, 'sum': x.sum, 'max': x.amax}[self.pool](1)
+        else:
+            batch = data.batch
+            if batch is None:
+                batch = x.new_zeros(x.size(0), dtype=torch.long)
+            x = scatter(x, batch, dim=0, dim_size=num_graphs,
+                        reduce=self.pool)
         return self.head(x)
+
+    def _check_lifted(self, data: LiftedData) -> None:
+        lifts = data.get('lift')
+        lifts = set(lifts) if isinstance(lifts, (list, tuple)) else {lifts}
+        if lifts != {repr(self.lift)}:
+            found = ', '.join(sorted(map(str, lifts)))
+            raise ValueError(f"The data were lifted by {found}, but the model "
+                             f"lifts with {self.lift}: lift with the model's "
+                             f"own lift (e.g. transform=model.lift)")
+
+    def _graph_size(self, num_nodes: int, num_graphs: int,
+                    num_edges: int) -> Optional[int]:
+        # Graphs of a full-attention lift are complete, so
+        # sum(m_b^2) = num_edges; equal sizes are the only way to get
+        # num_edges * num_graphs == num_nodes^2 (Cauchy-Schwarz).
+        if self.kernel == 'sparse':
+            return None
+        if (self.lift.full_attention and num_nodes > 0 and num_graphs > 0
+                and num_edges * num_graphs == num_nodes * num_nodes):
+            return num_nodes // num_graphs
+        if self.kernel == 'dense':
+            raise ValueError("kernel='dense' needs complete graphs of equal "
+                             "size (a Lift with full attention)")
+        return None
+
+    def get_extra_state(self) -> dict:
+        return {'lift': repr(self.lift)}
+
+    def set_extra_state(self, state: dict) -> None:
+        if state.get('lift') != repr(self.lift):
+            raise ValueError(f"The weights were trained with "
+                             f"{state.get('lift')}, but this model lifts "
+                             f"with {self.lift}: build it with that lift")
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.hidden_channels}, {self.out_channels}, '
-                f'group={self.group}, num_layers={self.num_layers})')
+                f'lift={self.lift}, num_layers={self.num_layers})')
