@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from torch_lie.nn import LieSelfAttentionConv
+from torch_lie.transforms.lift import complete_graphs
 
 
 def reference(conv, x, edge_index, edge_attr):
@@ -72,6 +73,27 @@ def test_matches_reference(attention, combine):
     torch.testing.assert_close(out[-1], conv.lin_out.bias)
 
 
+@pytest.mark.parametrize('attention', ['softmax', 'dot_product'])
+@pytest.mark.parametrize('combine', ['sum', 'mlp', 'multiply'])
+def test_complete_graphs_kernel_matches_reference(attention, combine):
+    r"""With graph_size, the batched-products kernel computes the same
+    attention (and weights, in edge order) on complete graphs."""
+    torch.manual_seed(0)
+    x = torch.randn(3 * 4, 8, dtype=torch.float64)
+    edge_index = complete_graphs(3, 4)
+    edge_attr = torch.randn(edge_index.size(1), 5, dtype=torch.float64)
+    conv = LieSelfAttentionConv(8, 12, 5, heads=3, kernel_dim=4,
+                                attention=attention, combine=combine).double()
+    out, (_, alpha) = conv(x, edge_index, edge_attr, graph_size=4,
+                           return_attention_weights=True)
+    ref, (_, ref_alpha) = conv(x, edge_index, edge_attr,
+                               return_attention_weights=True)
+    torch.testing.assert_close(out, reference(conv, x, edge_index, edge_attr),
+                               atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(alpha, ref_alpha, atol=1e-12, rtol=1e-10)
+
+
 def test_permutation_equivariance():
     x, edge_index, edge_attr = random_graph()
     conv = LieSelfAttentionConv(8, 12, 5, heads=3).double()
@@ -97,7 +119,7 @@ def test_repr_and_reset_parameters():
                if 'bias' not in name)
     # He-initialised location kernel: its logits vary with the embedding.
     edge_attr = torch.randn(500, 6)
-    assert conv.location_kernel(edge_attr).std(0).min() > 0.1
+    assert conv.location_kernel(edge_attr).std(1).min() > 0.1
 
 
 def test_dropout_only_in_training():
@@ -121,6 +143,13 @@ def test_errors():
     x, edge_index, edge_attr = random_graph(edge_dim=6, dtype=torch.float32)
     with pytest.raises(ValueError, match='edge_dim=5'):
         conv(x, edge_index, edge_attr)
+    with pytest.raises(ValueError, match="'edge_attr' has 3 rows"):
+        conv(x, edge_index, edge_attr[:3, :5])
+    with pytest.raises(ValueError, match='graph_size=4'):
+        conv(x, edge_index, edge_attr[:, :5], graph_size=4)
+    for heads in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="'heads'"):
+            LieSelfAttentionConv(8, 12, 5, heads=heads)
 
 
 @pytest.mark.parametrize('combine', ['sum', 'mlp'])

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
 from torch_lie.groups import SE2, SE3, SO2, SO3, T, group_resolver
@@ -67,20 +67,21 @@ def test_lift_shapes_and_edges(real_molecule, name, num_samples, r):
     assert torch.equal(group.edge_attr(data.g, data.edge_index, data.q), ref)
 
 
-def test_lift_does_not_modify_input_and_replaces_edges(ethanol):
+def test_lift_does_not_modify_input_and_drops_input_edges(ethanol):
     pos, x = ethanol
     bonds = torch.tensor([[0, 1], [1, 0]])
     data = Data(pos=pos, x=x, edge_index=bonds, edge_attr=torch.ones(2, 4),
-                z=torch.arange(pos.size(0)))
+                bond_type=torch.tensor([1, 1]), z=torch.arange(pos.size(0)))
     out = Lift('SE3', num_samples=2)(data)
     assert data.edge_index is bonds and data.x is x and data.num_nodes == 9
-    assert out.edge_attr.size(1) == SE3().edge_dim
+    assert out.edge_attr.shape == (18 * 18, SE3().edge_dim)
+    assert 'bond_type' not in out  # edge-level: dropped with the bonds
     assert torch.equal(out.z, torch.arange(9))  # point-level, unchanged
 
 
-def test_lift_without_features_uses_ones(ethanol):
+def test_lift_without_features_has_none(ethanol):
     data = Lift('SO3', num_samples=2)(Data(pos=ethanol[0]))
-    assert torch.equal(data.x, torch.ones(18, 1, dtype=torch.float64))
+    assert data.x is None and data.num_nodes == 18
 
 
 def test_lift_repr():
@@ -112,12 +113,52 @@ def test_functional_lift_matches_batched_transform(real_molecule):
     lift = Lift('T3', r=1.6)
     pos = [real_molecule(name)[0] for name in ('CH3CH2OH', 'C6H6')]
     batch = torch.tensor([0] * 9 + [1] * 12)
-    lifted = lift.lift(torch.cat(pos), batch)
+    lifted = lift.lift(torch.cat(pos), batch=batch)
     singles = [lift(Data(pos=p)) for p in pos]
     joined = next(iter(DataLoader(singles, batch_size=2)))
-    assert torch.equal(lifted.edge_index, joined.edge_index)
-    assert torch.equal(lifted.edge_attr, joined.edge_attr)
-    assert torch.equal(lifted.batch, joined.batch)
+    of_batch = lift(Batch.from_data_list([Data(pos=p) for p in pos]))
+    for out in (lifted, of_batch):
+        assert torch.equal(out.edge_index, joined.edge_index)
+        assert torch.equal(out.edge_attr, joined.edge_attr)
+        assert torch.equal(out.batch, joined.batch)
+        assert out.num_graphs == 2
+
+
+@pytest.mark.parametrize('r', [None, 2.0])
+def test_lift_of_a_batch_keeps_graphs_apart(real_molecule, r):
+    r"""Lifting a collated Batch respects its batch vector: no edge joins
+    two graphs, and the element-level batch vector has one entry per
+    element, also with several samples per point."""
+    clouds = [Data(pos=real_molecule(name)[0], y=torch.ones(1))
+              for name in ('CH3CH2OH', 'H2O', 'CH4')]
+    lifted = Lift('SE3', num_samples=2, r=r)(Batch.from_data_list(clouds))
+    assert lifted.batch.shape == (2 * (9 + 3 + 5),)
+    assert torch.equal(lifted.batch, torch.tensor([0] * 18 + [1] * 6 +
+                                                  [2] * 10))
+    src, dst = lifted.edge_index
+    assert torch.equal(lifted.batch[src], lifted.batch[dst])
+    assert lifted.num_graphs == 3 and lifted.y.shape == (3,)
+    if r is None:
+        assert lifted.edge_index.size(1) == 18 ** 2 + 6 ** 2 + 10 ** 2
+
+
+def test_lift_of_equal_clouds_as_a_3d_tensor(benzene_2d):
+    r"""Points [B, N, n] lift like a batch of B graphs of N points."""
+    pos, x = benzene_2d
+    clouds = torch.stack([pos, pos + 1.0])
+    feats = torch.stack([x, 2 * x])
+    lift = Lift('SE2-C4')
+    dense = lift.lift(clouds, feats)
+    batch = lift(Batch.from_data_list([Data(pos=p, x=f) for p, f in
+                                       zip(clouds, feats)]))
+    for key in ('g', 'q', 'x', 'point_index', 'batch', 'edge_index',
+                'edge_attr'):
+        assert torch.equal(dense[key], batch[key]), key
+    assert dense.num_graphs == 2
+    with pytest.raises(ValueError, match='same graph and point'):
+        lift.lift(clouds, feats[:, :5])
+    with pytest.raises(ValueError, match="no 'batch'"):
+        lift.lift(clouds, batch=torch.zeros(12, dtype=torch.long))
 
 
 @pytest.mark.parametrize('name', ['T2', 'SO2', 'SE2-C4', 'T3'])
@@ -213,8 +254,9 @@ def test_complete_graph_and_expand_edges():
 
 
 def test_lift_errors():
-    with pytest.raises(ValueError, match='num_samples'):
-        Lift('SE3', num_samples=0)
+    for num_samples in (0, 2.0, 2.5, True, '2'):
+        with pytest.raises(ValueError, match='num_samples'):
+            Lift('SE3', num_samples=num_samples)
     with pytest.raises(ValueError, match='deterministic'):
         Lift('T3', num_samples=2)
     with pytest.raises(ValueError, match='deterministic'):
@@ -232,6 +274,29 @@ def test_lift_errors():
         Lift('SO2')(Data(pos=torch.tensor([[0.0, 1.0], [float('nan'), 0.0]])))
     with pytest.raises(ValueError, match='NaN'):
         Lift('T2', r=1.0)(Data(pos=torch.tensor([[0.0, float('inf')]])))
+    with pytest.raises(ValueError, match=r"'x' must hold one row.*\[4, F\]"):
+        Lift('SE3', 2)(Data(pos=torch.randn(4, 3), x=torch.randn(5, 2)))
+    lifted = Lift('T3')(Data(pos=torch.randn(4, 3)))
+    with pytest.raises(ValueError, match='already lifted'):
+        Lift('T3')(lifted)
+    with pytest.raises(ValueError, match='already lifted'):
+        Lift('T3')(next(iter(DataLoader([lifted], batch_size=1))))
+    unsorted = torch.tensor([1, 0, 1, 0])
+    with pytest.raises(ValueError, match='sorted'):
+        Lift('T3').lift(torch.randn(4, 3), batch=unsorted)
+    with pytest.raises(ValueError, match=r"'batch' must have shape \[4\]"):
+        Lift('T3').lift(torch.randn(4, 3), batch=torch.zeros(3).long())
+
+
+def test_non_finite_points_raise_under_compile():
+    r"""The finiteness check also holds in compiled code (a NaN point must
+    not become the identity element with q = 0)."""
+    lift = Lift('SO2')
+    compiled = torch.compile(lambda p: lift.lift(p).q, backend='eager')
+    pos = torch.tensor([[0.0, 1.0], [float('nan'), 0.0]])
+    with pytest.raises(ValueError, match='NaN'):
+        compiled(pos)
+    torch.testing.assert_close(compiled(pos[:1]), torch.ones(1, 1))
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
@@ -240,7 +305,7 @@ def test_lift_on_device(device, dtype):
     batch = torch.arange(20, device=device) // 7
     for group in (T(3), SO3(), SE3()):
         lifted = Lift(group, group.lift_size() if group.deterministic else 2,
-                      r=1.5).lift(pos, batch)
+                      r=1.5).lift(pos, batch=batch)
         assert lifted.edge_attr.device == pos.device
         assert lifted.edge_attr.dtype == dtype
 
@@ -275,18 +340,12 @@ def test_lift_as_dataset_transform_and_pickle(tmp_path, real_molecule):
     assert not torch.equal(dataset[0].g, dataset[0].g)
 
 
-@pytest.mark.parametrize('name', ['T2', 'SO2', 'SE2-C4'])
-def test_lift_dense_matches_sparse(benzene_2d, name):
-    pos = benzene_2d[0]
-    lift = Lift(name)
-    g, q, pair_attr = lift.lift_dense(torch.stack([pos, pos + 1.0]))
-    lifted = lift.lift(pos)
-    M = lifted.g.size(0)
-    assert pair_attr.shape == (2, M, M, lift.group.edge_dim)
-    src, dst = lifted.edge_index  # complete graph sorted by target, source
-    torch.testing.assert_close(pair_attr[0][dst, src], lifted.edge_attr)
-    torch.testing.assert_close(g[0], lifted.g)
-    with pytest.raises(ValueError, match='full attention'):
-        Lift(name, r=1.0).lift_dense(pos[None])
-    with pytest.raises(ValueError, match=r'\[B, N, n\]'):
-        lift.lift_dense(pos)
+def test_lifted_data_loads_safely(tmp_path, ethanol):
+    r"""torch.load's default (weights_only=True) reads lifted data."""
+    pos, x = ethanol
+    lifted = Lift('SE3', num_samples=2, r=2.0)(Data(pos=pos, x=x))
+    torch.save(lifted, tmp_path / 'lifted.pt')
+    loaded = torch.load(tmp_path / 'lifted.pt')
+    assert type(loaded) is type(lifted)
+    assert torch.equal(loaded.edge_attr, lifted.edge_attr)
+    assert loaded.lift == lifted.lift

@@ -143,26 +143,17 @@ def read_molecule(path: Union[str, os.PathLike], index: Union[int, str] = -1,
 class LieCalculator(Calculator):
     r"""An ASE calculator for an energy model: the energy is the model's
     output and the forces are :math:`\mathbf{F}_i = -\partial E / \partial
-    \mathbf{r}_i`, by automatic differentiation through the model and the
-    lift.
+    \mathbf{r}_i`, by automatic differentiation through the model (and, for
+    a :class:`~torch_lie.nn.LieTransformer`, through its lift).
 
-    Two ways to give the model:
-
-    * with a :obj:`lift`: :obj:`model` is a
-      :class:`~torch_lie.nn.LieTransformer` (or any module with its
-      signature :obj:`model(x, edge_index, edge_attr) -> [1, 1]`). The
-      positions are lifted by :meth:`Lift.lift
-      <torch_lie.transforms.Lift.lift>` (differentiable in the positions)
-      and :obj:`x` holds :obj:`features(z)` of each lifted element (a column
-      of ones without a featuriser).
-    * without: :obj:`model` is any callable mapping the
-      :class:`~torch_geometric.data.Data` of :func:`atoms_to_data` (with
-      :obj:`pos`, :obj:`z` and :obj:`x` if featurised) to the energy, a
-      tensor with one element, differentiable in :obj:`data.pos`.
-
-    The model must live on :obj:`device` and return eV for positions in Å.
-    During a calculation it is put in evaluation mode (dropout off) and
-    restored afterwards; gradients are taken only with respect to the
+    :obj:`model` maps the :class:`~torch_geometric.data.Data` of
+    :func:`atoms_to_data` (with :obj:`pos`, :obj:`z` and :obj:`x =
+    features(z)` if featurised) to the energy, a tensor with one element,
+    differentiable in :obj:`data.pos`: a
+    :class:`~torch_lie.nn.LieTransformer` with :obj:`out_channels=1` is
+    one. The model must live on :obj:`device` and return eV for positions
+    in Å. During a calculation it is put in evaluation mode (dropout off)
+    and restored afterwards; gradients are taken only with respect to the
     positions, so the parameters' :obj:`.grad` are left alone.
 
     Models with random (Monte Carlo) lifts, e.g. over :math:`SE(3)`, give a
@@ -180,8 +171,6 @@ class LieCalculator(Calculator):
 
     Args:
         model (torch.nn.Module or callable): The energy model.
-        lift (Lift, optional): The lift of the positions (see above).
-            (default: :obj:`None`)
         features (callable, optional): Maps atomic numbers :obj:`z [N]` to
             features :obj:`[N, F]`. (default: :obj:`None`)
         dtype (torch.dtype, optional): Floating-point type of the positions
@@ -198,18 +187,19 @@ class LieCalculator(Calculator):
     .. code-block:: python
 
         from ase.build import molecule
+        from torch_lie.datasets.qm9 import qm9_features
         from torch_lie.io import LieCalculator
         from torch_lie.nn import LieTransformer
         from torch_lie.transforms import Lift
 
-        model = LieTransformer(1, 32, 1, group='T3', num_layers=2).double()
+        model = LieTransformer(15, 32, 1, lift=Lift('T3'), num_layers=2)
         atoms = molecule('CH3CH2OH')
-        atoms.calc = LieCalculator(model, lift=Lift('T3'))
+        atoms.calc = LieCalculator(model.double(), features=qm9_features)
         energy, forces = atoms.get_potential_energy(), atoms.get_forces()
     """
     implemented_properties = ['energy', 'forces']
 
-    def __init__(self, model: Callable, lift: Optional[Lift] = None,
+    def __init__(self, model: Callable,
                  features: Optional[Featuriser] = None,
                  dtype: Optional[torch.dtype] = None,
                  device: Union[torch.device, str] = 'cpu',
@@ -218,12 +208,11 @@ class LieCalculator(Calculator):
         if not callable(model):
             raise TypeError(f"'model' must be callable (got "
                             f"{type(model).__name__})")
-        if lift is not None and not isinstance(lift, Lift):
-            raise TypeError(f"'lift' must be a torch_lie Lift (got "
-                            f"{type(lift).__name__})")
-        if lift is not None and lift.group.space_dim != 3:
-            raise ValueError(f"'lift' must act on 3D positions ({lift.group} "
-                             f"acts on {lift.group.space_dim}D points)")
+        lift = getattr(model, 'lift', None)
+        if isinstance(lift, Lift) and lift.group.space_dim != 3:
+            raise ValueError(f"The model's lift must act on 3D positions "
+                             f"({lift.group} acts on "
+                             f"{lift.group.space_dim}D points)")
         if dtype is None:
             params = (list(model.parameters()) if isinstance(
                 model, torch.nn.Module) else [])
@@ -233,7 +222,6 @@ class LieCalculator(Calculator):
             raise ValueError(f"'dtype' must be a floating-point type "
                              f"(got {dtype})")
         self.model = model
-        self.lift = lift
         self.features = features
         self.dtype = dtype
         self.device = torch.device(device)
@@ -264,7 +252,10 @@ class LieCalculator(Calculator):
             with torch.enable_grad(), rng:
                 if self.seed is not None:
                     torch.manual_seed(self.seed)
-                energy = self._energy(data, pos)
+                energy = self.model(data)
+                if not isinstance(energy, Tensor):
+                    raise TypeError(f"The model must return a tensor (got "
+                                    f"{type(energy).__name__})")
                 if energy.numel() != 1:
                     raise ValueError(
                         f"The model must return one energy per structure "
@@ -279,18 +270,6 @@ class LieCalculator(Calculator):
         forces = -grad.detach().cpu().to(torch.float64).numpy()
         return float(energy.detach()), forces
 
-    def _energy(self, data: Data, pos: Tensor) -> Tensor:
-        if self.lift is None:
-            out = self.model(data)
-            if not isinstance(out, Tensor):
-                raise TypeError(f"The model must return a tensor (got "
-                                f"{type(out).__name__})")
-            return out
-        lifted = self.lift.lift(pos)
-        x = data.x if 'x' in data else pos.new_ones(pos.size(0), 1)
-        return self.model(x[lifted.point_index], lifted.edge_index,
-                          lifted.edge_attr)
-
     def calculate(self, atoms: Optional[Atoms] = None,
                   properties: Optional[List[str]] = None,
                   system_changes: List[str] = all_changes):
@@ -303,5 +282,5 @@ class LieCalculator(Calculator):
     def __repr__(self) -> str:
         model = (repr(self.model) if isinstance(self.model, torch.nn.Module)
                  else getattr(self.model, '__name__', type(self.model).__name__))
-        return (f'{self.__class__.__name__}({model}, lift={self.lift}, '
+        return (f'{self.__class__.__name__}({model}, '
                 f'dtype={self.dtype}, device={self.device}, seed={self.seed})')

@@ -167,9 +167,9 @@ class LieSelfAttentionConv(MessagePassing):
                 sets it when it applies. (default: :obj:`None`)
         """
         if edge_attr.dim() != 2 or edge_attr.size(1) != self.edge_dim:
-            raise ValueError(f"'edge_attr' must have shape [E, {self.edge_dim}]"
-                             f" (edge_dim, the group's pair embedding; got "
-                             f"{list(edge_attr.shape)})")
+            raise ValueError(f"'edge_attr' must have shape [E, edge_dim="
+                             f"{self.edge_dim}] (the group's pair embedding;"
+                             f" got {list(edge_attr.shape)})")
         if edge_attr.size(0) != edge_index.size(1):
             raise ValueError(f"'edge_attr' has {edge_attr.size(0)} rows but "
                              f"'edge_index' has {edge_index.size(1)} edges")
