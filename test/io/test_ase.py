@@ -10,7 +10,7 @@ from ase.md.verlet import VelocityVerlet
 from torch_geometric.data import Batch
 
 from torch_lie.datasets.qm9 import qm9_features
-from torch_lie.groups import SE3, SO3
+from torch_lie.groups import SO3
 from torch_lie.io.ase import (
     LieCalculator,
     atoms_to_data,
@@ -19,7 +19,6 @@ from torch_lie.io.ase import (
 )
 from torch_lie.nn import LieTransformer
 from torch_lie.transforms import Lift
-from torch_lie.transforms.lift import expand_edges
 
 MOLECULES = ['CH3CH2OH', 'C6H6', 'H2O', 'CH3NO2', 'CH4']
 
@@ -34,21 +33,20 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def small_model(group, seed=0, scale=1.0, hidden=16):
-    r"""An untrained float64 LieTransformer energy, :obj:`scale` times its
-    output (to make the forces of a realistic size, ~0.1 eV/Å)."""
+def small_model(lift, seed=0, scale=1.0, hidden=16, in_channels=15,
+                **kwargs):
+    r"""An untrained float64 LieTransformer energy (lifting with
+    :obj:`lift`, a :class:`Lift` or a group name), :obj:`scale` times its
+    output (the output layer scaled, to make the forces of a realistic
+    size, ~0.1 eV/Å): a plain model, as :class:`LieCalculator` takes it."""
     torch.manual_seed(seed)
-    model = LieTransformer(15, hidden, 1, group=group, num_layers=2, heads=2)
-    return Scaled(model, scale).double()
-
-
-class Scaled(torch.nn.Module):
-    def __init__(self, model, scale):
-        super().__init__()
-        self.model, self.scale = model, scale
-
-    def forward(self, *args):
-        return self.scale * self.model(*args)
+    lift = lift if isinstance(lift, Lift) else Lift(lift)
+    model = LieTransformer(in_channels, hidden, 1, lift=lift, num_layers=2,
+                           heads=2, **kwargs)
+    with torch.no_grad():
+        model.head[-1].weight.mul_(scale)
+        model.head[-1].bias.mul_(scale)
+    return model.double()
 
 
 def thermalise(atoms, temperature_K=300, seed=0):
@@ -163,19 +161,57 @@ def test_read_molecule_missing(tmp_path):
 
 # ----------------------------------------------------------------------
 # The calculator.
+def test_docstring_example():
+    r"""The example of :class:`LieCalculator`'s docstring: an untrained T(3)
+    model of featurised atoms gives real forces, and energy and forces
+    change when the molecule is stretched."""
+    model = LieTransformer(15, 32, 1, lift=Lift('T3'), num_layers=2)
+    atoms = molecule('CH3CH2OH')
+    atoms.calc = LieCalculator(model.double(), features=qm9_features)
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    assert np.isfinite(energy) and forces.shape == (9, 3)
+    assert np.abs(forces).max() > 1e-6
+
+    stretched = atoms.copy()
+    stretched.positions = 1.5 * (atoms.positions - atoms.positions.mean(0))
+    stretched.calc = atoms.calc
+    assert abs(stretched.get_potential_energy() - energy) > 1e-9
+    assert np.abs(stretched.get_forces() - forces).max() > 1e-9
+
+
+def test_inputs_without_features_need_dot_product_attention():
+    r"""Without a featuriser the atoms have no features: softmax attention
+    over equal features is blind to the geometry, so the model refuses
+    them and names the fix; dot-product attention sees the geometry."""
+    atoms = molecule('CH3CH2OH')
+    softmax = small_model('T3', in_channels=1)
+    atoms.calc = LieCalculator(softmax)
+    with pytest.raises(ValueError, match="attention='dot_product'"):
+        atoms.get_potential_energy()
+
+    atoms.calc = LieCalculator(small_model('T3', in_channels=1,
+                                           attention='dot_product'))
+    forces = atoms.get_forces()
+    assert np.isfinite(atoms.get_potential_energy())
+    assert np.abs(forces).max() > 1e-6
+
+
 def test_calculator_matches_model_and_finite_differences():
     model = small_model('T3', scale=100.0)
-    calc = LieCalculator(model, lift=Lift('T3'), features=qm9_features)
+    calc = LieCalculator(model, features=qm9_features)
     assert calc.dtype == torch.float64  # taken from the model
     atoms = molecule('CH3CH2OH')
     atoms.calc = calc
     energy, forces = atoms.get_potential_energy(), atoms.get_forces()
     assert forces.shape == (9, 3) and forces.dtype == np.float64
 
+    # The model on the point cloud, and on the data lifted beforehand by
+    # its own lift (as a dataset's transform would).
     data = atoms_to_data(atoms, qm9_features, torch.float64)
-    lifted = Lift('T3')(data)
-    direct = model(lifted.x, lifted.edge_index, lifted.edge_attr)
-    assert abs(float(direct.detach()) - energy) < 1e-12
+    assert abs(float(model(data).detach()) - energy) < 1e-12
+    assert abs(float(model(model.lift(data)).detach()) - energy) < 1e-12
+    with pytest.raises(ValueError, match='lifted by'):
+        model(Lift('T3', r=2.0)(data))
 
     # Central differences of the energy.
     eps, errors = 1e-5, []
@@ -187,6 +223,40 @@ def test_calculator_matches_model_and_finite_differences():
             e.append(calc.energy_and_forces(moved)[0])
         errors.append(abs(-(e[0] - e[1]) / (2 * eps) - forces[i, k]))
     assert max(errors) < 1e-7 * max(1.0, np.abs(forces).max())
+
+
+@pytest.mark.parametrize('lift,seed', [
+    (Lift('T3'), None),
+    (Lift('SE3', num_samples=2), 0),
+    (Lift('T3', r=2.5), None),
+], ids=['T3', 'SE3-2-samples', 'T3-radius'])
+def test_dense_and_sparse_kernels_agree(lift, seed):
+    r"""The energy and forces (gradients in the positions) of the dense
+    kernel (batched products over the complete lifted graph) and the sparse
+    one (edges) agree to float64 rounding; :obj:`kernel='auto'` picks the
+    dense one for full attention, the sparse one for a radius."""
+    model = small_model(lift, scale=100.0)
+    calc = LieCalculator(model, features=qm9_features, seed=seed)
+    atoms = molecule('CH3CH2OH')
+    results = {}
+    for kernel in ('auto', 'dense', 'sparse'):
+        model.kernel = kernel
+        if kernel == 'dense' and not lift.full_attention:
+            with pytest.raises(ValueError, match='full attention'):
+                calc.energy_and_forces(atoms)
+            continue
+        results[kernel] = calc.energy_and_forces(atoms)
+    model.kernel = 'auto'
+    e, f = results['sparse']
+    assert np.abs(f).max() > 1e-2
+    if lift.full_attention:
+        assert abs(results['dense'][0] - e) < 1e-10
+        assert np.abs(results['dense'][1] - f).max() < 1e-10
+        auto = results['dense']
+    else:
+        auto = results['sparse']
+    assert results['auto'][0] == auto[0]
+    assert np.array_equal(results['auto'][1], auto[1])
 
 
 def test_calculator_callable_interface():
@@ -201,21 +271,28 @@ def test_calculator_callable_interface():
     pos = atoms.positions
     expected = -(len(pos) * pos - pos.sum(0))
     assert np.allclose(atoms.get_forces(), expected, atol=1e-12)
-    assert 'lift=None' in repr(atoms.calc)
+    assert repr(atoms.calc).startswith('LieCalculator(energy, ')
 
     atoms.calc = LieCalculator(lambda data: data.pos.sum(0))
     with pytest.raises(ValueError, match='one energy'):
         atoms.get_potential_energy()
+    atoms.calc = LieCalculator(lambda data: float(data.pos.detach().sum()))
+    with pytest.raises(TypeError, match='tensor'):
+        atoms.get_potential_energy()
+    with pytest.raises(TypeError, match='callable'):
+        LieCalculator(3.0)
 
 
 def test_calculator_errors_and_state():
-    model = small_model('SE3')
-    with pytest.raises(TypeError):
-        LieCalculator(model, lift='SE3')
     with pytest.raises(ValueError, match='3D'):
-        LieCalculator(model, lift=Lift('SE2'))
-    calc = LieCalculator(model, lift=Lift('SE3'), features=qm9_features,
-                         seed=3)
+        LieCalculator(small_model('SE2'))
+    with pytest.raises(ValueError, match='floating-point'):
+        LieCalculator(small_model('T3'), dtype=torch.long)
+    with pytest.raises(TypeError, match='owns its lift'):
+        LieCalculator(small_model('T3'), lift=Lift('SE3', num_samples=4))
+    model = small_model('SE3')
+    calc = LieCalculator(model, features=qm9_features, seed=3)
+    assert 'lift=Lift(SE3()' in repr(calc)  # the model's, with its lift
     crystal = bulk('C', 'diamond', a=3.57)
     crystal.calc = calc
     with pytest.raises(NotImplementedError, match='periodic'):
@@ -233,14 +310,14 @@ def test_calculator_errors_and_state():
     assert model.training
     assert all(p.grad is None for p in model.parameters())
     # Unseeded: fresh Monte Carlo samples at every call.
-    unseeded = LieCalculator(model, lift=Lift('SE3'), features=qm9_features)
+    unseeded = LieCalculator(model, features=qm9_features)
     assert unseeded.energy_and_forces(atoms)[0] != \
         unseeded.energy_and_forces(atoms)[0]
 
 
 @pytest.mark.parametrize('group,seed', [('T3', None), ('SE3', 0)])
 def test_forces_translation_invariant_and_sum_to_zero(group, seed):
-    calc = LieCalculator(small_model(group, scale=100.0), lift=Lift(group),
+    calc = LieCalculator(small_model(group, scale=100.0),
                          features=qm9_features, seed=seed)
     atoms = molecule('CH3CH2OH')
     e, f = calc.energy_and_forces(atoms)
@@ -258,45 +335,60 @@ def test_se3_forces_rotate_exactly_with_left_multiplied_elements():
     r"""With the lifted elements left-multiplied by the rigid motion
     (rotation parts Q R instead of R), the SE(3) energy is the same and the
     forces rotate exactly."""
-    se3, k = SE3(), 2
-    model = small_model('SE3', scale=100.0)
-    atoms = molecule('CH3CH2OH')
-    n = len(atoms)
-    R = SO3().sample(n * k, generator=torch.Generator().manual_seed(1),
-                     dtype=torch.float64)
+    model = small_model(Lift('SE3', num_samples=2), scale=100.0)
+    se3 = model.group
 
-    def energy_with(R):
+    def energy_with(Q):
+        r"""The model's energy of a lift of the positions (the same
+        rotations R at every call, from a seeded generator) whose rotation
+        parts are Q R: differentiable in the positions through the
+        translations."""
         def energy(data):
-            pos = data.pos
-            g = se3.from_parts(R, pos.repeat_interleave(k, 0))
-            edges = Lift(se3, k).neighbourhoods(pos.detach())
-            edge_index = expand_edges(edges, n, k)
-            x = data.x.repeat_interleave(k, 0)
-            return model(x, edge_index, se3.edge_attr(g, edge_index))
+            generator = torch.Generator().manual_seed(1)
+            lifted = model.lift.lift(data.pos, data.x, generator=generator)
+            g = se3.from_parts(Q @ se3.rotation(lifted.g),
+                               se3.translation(lifted.g))
+            lifted.g = g
+            lifted.edge_attr = se3.edge_attr(g, lifted.edge_index, lifted.q)
+            return model(lifted)
         return energy
 
-    e, f = LieCalculator(energy_with(R), features=qm9_features,
+    atoms = molecule('CH3CH2OH')
+    eye = torch.eye(3, dtype=torch.float64)
+    e, f = LieCalculator(energy_with(eye), features=qm9_features,
                          dtype=torch.float64).energy_and_forces(atoms)
+    assert np.abs(f).max() > 1e-2
+    # The model's own lift draws the same rotations from that generator.
+    own = LieCalculator(
+        lambda data: model(model.lift.lift(
+            data.pos, data.x, generator=torch.Generator().manual_seed(1))),
+        features=qm9_features, dtype=torch.float64)
+    e_own, f_own = own.energy_and_forces(atoms)
+    assert e_own == e and np.array_equal(f_own, f)
+
     h = se3.sample(3, generator=torch.Generator().manual_seed(2),
                    dtype=torch.float64)
     for g in h:
         Q = se3.rotation(g)
         moved = atoms.copy()
         moved.positions = (se3.act(g, torch.tensor(atoms.positions))).numpy()
-        calc = LieCalculator(energy_with(Q @ R), features=qm9_features,
+        calc = LieCalculator(energy_with(Q), features=qm9_features,
                              dtype=torch.float64)
         e_moved, f_moved = calc.energy_and_forces(moved)
         assert abs(e - e_moved) < 1e-9
         assert np.abs(f_moved - f @ Q.numpy().T).max() < 1e-9
-    assert np.abs(f).max() > 1e-2
+        # Negative control: the unrotated elements give other forces.
+        _, f_plain = own.energy_and_forces(moved)
+        assert np.abs(f_plain - f @ Q.numpy().T).max() > 1e-3
 
 
 def test_se3_forces_rotate_in_distribution():
     r"""With fresh random lifts, the mean forces of a rotated molecule are
     the rotated mean forces (and, as a negative control, not the unrotated
     ones)."""
-    calc = LieCalculator(small_model('SE3', scale=100.0, hidden=8),
-                         lift=Lift('SE3', num_samples=4), features=qm9_features)
+    calc = LieCalculator(small_model(Lift('SE3', num_samples=4), scale=100.0,
+                                     hidden=8),
+                         features=qm9_features)
     atoms = molecule('CH3CH2OH')
     Q = SO3().sample(1, generator=torch.Generator().manual_seed(5),
                      dtype=torch.float64)[0].numpy()
@@ -353,7 +445,7 @@ def test_md_conserves_energy():
     the time step cuts the error fourfold (measured 4.00), the second order
     of Verlet, which holds only for forces that are the exact gradient of
     the energy: forces 5% off give an error of 4e-2 that does not shrink."""
-    args = (small_model('T3', scale=100.0), Lift('T3'), qm9_features)
+    args = (small_model('T3', scale=100.0), qm9_features)
     exchanged, relative, order = energy_errors(LieCalculator(*args))
     assert exchanged > 0.1  # the potential does real work
     assert relative < 2e-4

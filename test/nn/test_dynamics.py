@@ -3,6 +3,7 @@ from copy import deepcopy
 
 import pytest
 import torch
+from torch_geometric.data import Batch, Data
 
 from torch_lie.datasets import spring_hamiltonian, spring_vector_field
 from torch_lie.groups import SE2, T, Trivial
@@ -14,6 +15,7 @@ from torch_lie.nn.models import (
     SeparableHamiltonian,
 )
 from torch_lie.testing import assert_equivariant
+from torch_lie.transforms import Lift
 
 
 def springs(batch=4, n=6, dtype=torch.float64, seed=0):
@@ -30,11 +32,11 @@ class SpringPotential(torch.nn.Module):
         return spring_hamiltonian(z, sys_params)
 
 
-def small_potential(group='T2', **kwargs):
+def small_potential(group='T2', num_samples=1, **kwargs):
     torch.manual_seed(0)
     kwargs = {'hidden_channels': 16, 'num_layers': 2, 'heads': 2,
               'kernel_dim': 8, **kwargs}
-    return LiePotential(2, group, **kwargs).double()
+    return LiePotential(2, Lift(group, num_samples), **kwargs).double()
 
 
 def test_known_hamiltonian_gives_true_vector_field():
@@ -86,19 +88,50 @@ def test_field_and_parameter_gradients_match_autograd():
     torch.testing.assert_close(evaluated, ref.detach())
 
 
-def test_dense_potential_matches_sparse_model():
+@pytest.mark.parametrize('group,num_samples', [
+    ('T2', 1), ('SE2-C4', 1), ('SE2', 3),
+])
+def test_dense_and_sparse_kernels_agree(group, num_samples):
+    r"""The potential of equal-size systems (lifted as [B, N, d] with full
+    attention) runs the dense kernel by default; the sparse kernel gives
+    the same energies and the same gradients in the positions, to float64
+    rounding, and so does the model on a PyG batch of the systems."""
     z, sys_params = springs()
-    for group in ('T2', 'SE2-C4'):
-        potential = small_potential(group)
-        q = z[:, 0]
-        B, N, d = q.shape
-        batch = torch.arange(B).repeat_interleave(N)
-        lifted = potential.lift.lift(q.reshape(B * N, d), batch)
-        x = sys_params.reshape(B * N, -1)[lifted.point_index]
-        sparse = potential.transformer(x, lifted.edge_index, lifted.edge_attr,
-                                       lifted.batch, num_graphs=B).view(B)
-        torch.testing.assert_close(potential(q, sys_params), sparse,
-                                   atol=1e-12, rtol=0)
+    potential = small_potential(group, num_samples)
+    model = potential.transformer
+    q = z[:, 0]
+    results = {}
+    for kernel in ('auto', 'dense', 'sparse'):
+        model.kernel = kernel
+        q_ = q.clone().requires_grad_()
+        energy = potential(q_, sys_params,
+                           generator=torch.Generator().manual_seed(1))
+        grad, = torch.autograd.grad(energy.sum(), q_)
+        results[kernel] = energy.detach(), grad
+    model.kernel = 'auto'
+    assert results['dense'][1].abs().max() > 1e-3
+    assert all(torch.equal(a, b)
+               for a, b in zip(results['auto'], results['dense']))
+    for a, b in zip(results['dense'], results['sparse']):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+    # The same systems as a collated batch of point clouds, lifted by the
+    # model itself (with the same samples: one generator draw per batch).
+    B, N, d = q.shape
+    batch = Batch.from_data_list([Data(pos=q[b], x=sys_params[b])
+                                  for b in range(B)])
+    lifted = model.lift.lift(batch.pos, batch.x, batch.batch, B,
+                             generator=torch.Generator().manual_seed(1))
+    assert lifted.num_graphs == B
+    for kernel in ('dense', 'sparse'):
+        model.kernel = kernel
+        torch.testing.assert_close(model(lifted).view(B), results['sparse'][0],
+                                   atol=1e-10, rtol=0)
+        if model.group.deterministic:
+            torch.testing.assert_close(model(batch).view(B),
+                                       results['sparse'][0], atol=1e-10,
+                                       rtol=0)
+    model.kernel = 'auto'
 
 
 def potential_of_points(potential, sys_params):
@@ -179,7 +212,7 @@ def test_training_reduces_rollout_loss():
 
 def test_compiled_vector_field_matches_eager():
     torch.manual_seed(0)
-    potential = LiePotential(2, 'T2', hidden_channels=8, num_layers=1,
+    potential = LiePotential(2, Lift('T2'), hidden_channels=8, num_layers=1,
                              heads=2, kernel_dim=4)
     eager = HamiltonianDynamics(SeparableHamiltonian(potential))
     compiled = HamiltonianDynamics(SeparableHamiltonian(potential), compile=True)
@@ -210,7 +243,7 @@ def test_compiled_vector_field_matches_eager():
 
 
 def test_eager_block_skips_compilation_and_restores_it():
-    potential = LiePotential(2, 'T2', hidden_channels=8, num_layers=1,
+    potential = LiePotential(2, Lift('T2'), hidden_channels=8, num_layers=1,
                              heads=2, kernel_dim=4)
     dynamics = HamiltonianDynamics(SeparableHamiltonian(potential),
                                    compile=True)
@@ -233,7 +266,7 @@ def test_eager_block_skips_compilation_and_restores_it():
 
 def test_a_copy_computes_with_its_own_weights():
     dynamics = HamiltonianDynamics(SeparableHamiltonian(LiePotential(
-        2, 'T2', hidden_channels=8, num_layers=1, heads=2, kernel_dim=4)))
+        2, Lift('T2'), hidden_channels=8, num_layers=1, heads=2, kernel_dim=4)))
     copy = deepcopy(dynamics)
     with torch.no_grad():
         for p in copy.parameters():

@@ -196,19 +196,24 @@ def test_potential_forces_are_finite_and_translation_invariant(ethanol):
 @pytest.mark.parametrize('combine', ['sum', 'mlp', 'multiply'])
 @pytest.mark.parametrize('pool', ['mean', 'sum', 'max'])
 @pytest.mark.parametrize('name', ['T3', 'SE3', 'SO3'])
-def test_dense_and_sparse_kernels_agree(attention, combine, pool, name):
-    r"""On complete graphs of equal size both kernels give the same outputs
-    and the same first and second derivatives in the positions."""
+@pytest.mark.parametrize('sizes', [(5, 5, 5), (5, 3, 4)])
+def test_dense_and_sparse_kernels_agree(attention, combine, pool, name, sizes):
+    r"""On complete graphs, of equal sizes or padded, both kernels give the
+    same outputs and the same first and second derivatives in the
+    positions."""
     lift = Lift(name, 1 if name == 'T3' else 2)
     model = make_model(lift, attention=attention, combine=combine, pool=pool,
                        final_norm=pool != 'max')
     torch.manual_seed(3)
-    pos = torch.randn(3, 5, 3, dtype=torch.float64, requires_grad=True)
-    x = torch.randn(3, 5, 5, dtype=torch.float64)
+    pos = torch.randn(sum(sizes), 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(sum(sizes), 5, dtype=torch.float64)
+    batch = torch.arange(len(sizes)).repeat_interleave(torch.tensor(sizes))
     results = []
     for kernel in ('dense', 'sparse'):
         model.kernel = kernel
-        out = model(lift.lift(pos, x, generator=torch.Generator().manual_seed(0)))
+        lifted = lift.lift(pos, x, batch,
+                           generator=torch.Generator().manual_seed(0))
+        out = model(lifted)
         grad, = torch.autograd.grad(out.sum(), pos, create_graph=True)
         grad2, = torch.autograd.grad((grad * grad).sum(), pos)
         results.append((out, grad, grad2))
@@ -216,35 +221,28 @@ def test_dense_and_sparse_kernels_agree(attention, combine, pool, name):
         torch.testing.assert_close(dense, sparse, atol=1e-10, rtol=1e-10)
 
 
-def test_auto_kernel_picks_dense_for_equal_complete_graphs(real_molecule):
-    r"""'auto' runs the dense kernel exactly where it applies: a spy on the
-    conv's graph_size argument."""
-    sizes = []
-
-    def spy(module, args, kwargs):
-        sizes.append(kwargs.get('graph_size'))
-
-    def kernels(model, data):
-        sizes.clear()
-        model(data)
-        return set(sizes)
+def test_auto_kernel_choice():
+    r"""'auto' takes the dense kernel for complete graphs whose padding at
+    most doubles the pairs, the sparse one otherwise."""
+    def layout(model, sizes):
+        data = Batch.from_data_list([Data(pos=torch.randn(n, 3)) for n in sizes])
+        return model._dense_layout(model.lift(data))
 
     model = make_model('T3')
-    model.blocks[0].attn.register_forward_pre_hook(spy, with_kwargs=True)
-    same = [Data(pos=torch.randn(4, 3, dtype=torch.float64),
-                 x=torch.randn(4, 5, dtype=torch.float64)) for _ in range(3)]
-    mixed = [Data(pos=p, x=x) for p, x in
-             map(real_molecule, ('CH3CH2OH', 'H2O'))]
-    assert kernels(model, Batch.from_data_list(same)) == {4}
-    assert kernels(model, Batch.from_data_list(mixed)) == {None}
-    model.kernel = 'sparse'
-    assert kernels(model, Batch.from_data_list(same)) == {None}
+    B, M, counts = layout(model, [4, 4, 4])
+    assert (B, M, counts) == (3, 4, None)  # equal sizes: views, no padding
+    B, M, counts = layout(model, [12, 10, 14])  # molecules: little padding
+    assert (B, M) == (3, 14) and counts.tolist() == [12, 10, 14]
+    assert layout(model, [30, 3, 5]) is None  # mostly padding: sparse
     model.kernel = 'dense'
-    with pytest.raises(ValueError, match='complete graphs of equal size'):
-        model(Batch.from_data_list(mixed))
+    assert layout(model, [30, 3, 5])[1] == 30
+    model.kernel = 'sparse'
+    assert layout(model, [4, 4, 4]) is None
     radius = make_model(Lift('T3', r=10.0))
-    radius.blocks[0].attn.register_forward_pre_hook(spy, with_kwargs=True)
-    assert kernels(radius, Batch.from_data_list(same)) == {None}
+    assert layout(radius, [4, 4, 4]) is None
+    radius.kernel = 'dense'
+    with pytest.raises(ValueError, match='complete graphs'):
+        layout(radius, [4, 4, 4])
 
 
 def test_compiled_model_matches_eager(ethanol):

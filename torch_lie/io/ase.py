@@ -204,6 +204,10 @@ class LieCalculator(Calculator):
                  dtype: Optional[torch.dtype] = None,
                  device: Union[torch.device, str] = 'cpu',
                  seed: Optional[int] = None, **kwargs):
+        if 'lift' in kwargs:  # ASE would keep it as an unused parameter
+            raise TypeError("LieCalculator takes no 'lift': the model owns "
+                            "its lift, e.g. LieTransformer(..., lift=Lift("
+                            "'SE3', num_samples=4))")
         super().__init__(**kwargs)
         if not callable(model):
             raise TypeError(f"'model' must be callable (got "

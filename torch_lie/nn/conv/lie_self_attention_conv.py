@@ -174,7 +174,15 @@ class LieSelfAttentionConv(MessagePassing):
             raise ValueError(f"'edge_attr' has {edge_attr.size(0)} rows but "
                              f"'edge_index' has {edge_index.size(1)} edges")
         if graph_size is not None:
-            out, alpha = self._complete_graphs(x, edge_attr, graph_size)
+            M = graph_size
+            if x.size(0) % M != 0 or edge_attr.size(0) != x.size(0) * M:
+                raise ValueError(f"'graph_size={M}' does not fit {x.size(0)} "
+                                 f"elements and {edge_attr.size(0)} edges")
+            B = x.size(0) // M
+            out, alpha = self._dense_attention(
+                x.view(B, M, -1), edge_attr.view(B, M, M, -1))
+            out = out.view(B * M, -1)
+            alpha = alpha.permute(0, 2, 3, 1).reshape(-1, self.heads)
         else:
             H, C = self.heads, self.head_dim
             query = self.lin_query(x).view(-1, H, C)
@@ -189,35 +197,42 @@ class LieSelfAttentionConv(MessagePassing):
             return out, (edge_index, alpha)
         return out
 
-    def _complete_graphs(self, x: Tensor, edge_attr: Tensor,
-                         graph_size: int) -> Tuple[Tensor, Tensor]:
-        # Graph b's pair (target i, source j) is edge (b M + i) M + j.
-        M, H, C = graph_size, self.heads, self.head_dim
-        if x.size(0) % M != 0 or edge_attr.size(0) != x.size(0) * M:
-            raise ValueError(f"'graph_size={M}' does not fit {x.size(0)} "
-                             f"elements and {edge_attr.size(0)} edges")
-        B = x.size(0) // M
+    def _dense_attention(self, x: Tensor, pair_attr: Tensor,
+                         mask: Optional[Tensor] = None
+                         ) -> Tuple[Tensor, Tensor]:
+        r"""The attention on complete graphs padded to :obj:`M` elements:
+        features :obj:`[B, M, F]`, pair embeddings :obj:`[B, M, M, D]`
+        (target, source) and valid elements :obj:`mask [B, M]`; returns the
+        output :obj:`[B, M, F_out]` and the weights :obj:`[B, H, M, M]`."""
+        (B, M, _), H, C = x.shape, self.heads, self.head_dim
         query = self.lin_query(x).view(B, M, H, C).transpose(1, 2)
         key = self.lin_key(x).view(B, M, H, C).transpose(1, 2)
         value = self.lin_value(x).view(B, M, H, C).transpose(1, 2)
 
         content = (query @ key.transpose(-1, -2)) / math.sqrt(C)
+        pair_attr = pair_attr.reshape(-1, self.edge_dim)
         if self.combine == 'mlp':
             content = content.transpose(0, 1).reshape(H, -1)
-            alpha = self.location_kernel(edge_attr, content)
+            alpha = self.location_kernel(pair_attr, content)
             alpha = alpha.view(H, B, M, M).transpose(0, 1)
         else:
-            location = self.location_kernel(edge_attr)
+            location = self.location_kernel(pair_attr)
             location = location.view(H, B, M, M).transpose(0, 1)
             alpha = (content + location if self.combine == 'sum'
                      else content * location)  # [B, H, M, M]
+        sources = None if mask is None else mask[:, None, None, :]
         if self.attention == 'softmax':
+            if sources is not None:  # finite: all-padding rows stay finite
+                alpha = alpha.masked_fill(~sources, torch.finfo(x.dtype).min)
             alpha = alpha.softmax(dim=-1)
-        else:
+        elif sources is None:
             alpha = alpha / M
+        else:
+            count = sources.sum(-1, keepdim=True).clamp(min=1)
+            alpha = alpha.masked_fill(~sources, 0.0) / count
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
-        out = (alpha @ value).transpose(1, 2).reshape(B * M, H * C)
-        return self.lin_out(out), alpha.permute(0, 2, 3, 1).reshape(-1, H)
+        out = (alpha @ value).transpose(1, 2).reshape(B, M, H * C)
+        return self.lin_out(out), alpha
 
     def location_kernel(self, edge_attr: Tensor,
                         content: Optional[Tensor] = None) -> Tensor:
