@@ -16,9 +16,11 @@ Models:
   lifted points, for any ``--group`` acting on the plane (``T2``, ``SE2`` with
   ``--num-samples`` random lifts per point, ``SE2-C4`` (exactly invariant to
   translations and quarter turns), ``Trivial2`` (absolute positions: not
-  invariant), ...). It runs on the dense fast path
-  (:meth:`~torch_lie.transforms.Lift.dense_inputs` of the padded batch,
-  :meth:`~torch_lie.nn.LieTransformer.forward_dense` with masks).
+  invariant), ...). The model owns its :class:`~torch_lie.transforms.Lift`
+  (full attention) and takes batches of constellations (PyG
+  :class:`~torch_geometric.data.Batch` objects of :obj:`Data(pos, x, y)`)
+  as they are, choosing its kernel (batched dense products for
+  constellations of equal or similar sizes, sparse edges otherwise).
 * ``--model transformer``: the non-invariant baseline, a standard pre-LN
   transformer encoder (:class:`torch.nn.TransformerEncoder`, the same
   width, depth and heads, full attention with padding masks) on the raw
@@ -35,13 +37,14 @@ the (common) value and the prediction is constant. The script refuses that
 combination (use ``--attention dot_product`` or ``distances``).
 
 Training: cross entropy of the four heads, Adam with a per-step cosine
-schedule, batches of constellations of similar sizes (``--bucket``: padding
-to the batch's largest constellation instead of 34 points makes the per-pair
-work about 3x smaller), each batch processed in chunks of at most
-``--max-pairs`` lifted pairs with accumulated gradients (full attention keeps
-per-pair tensors of size constellations x (lifted points)^2 x heads x
-kernel_dim: this bounds memory, and small chunks stay in cache; the training
-is the same for any value), test accuracy after every epoch
+schedule, batches of constellations of similar sizes (``--bucket``: the
+LieTransformer then runs its batched dense kernel on the constellations
+padded to the largest of the batch, with little padding), each batch
+processed in chunks of at most ``--max-pairs`` lifted pairs with
+accumulated gradients (full attention keeps per-pair tensors of size
+constellations x (lifted points)^2 x heads x kernel_dim: this bounds
+memory, and small chunks stay in cache; the training is the same for any
+value), test accuracy after every epoch
 (``--eval-every``). Accuracy is the mean over the four heads (predicting "1
 copy" everywhere scores about 0.50). A checkpoint is written atomically after
 every epoch; ``--resume`` continues from it (with more ``--epochs``, the
@@ -79,13 +82,12 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric.data import Batch
+from torch_geometric.loader import DataLoader
+from torch_geometric.utils import to_dense_batch
 from tqdm import tqdm
 
-from torch_lie.datasets.constellation import (
-    CONSTELLATION_SHAPES,
-    Constellation,
-    ConstellationBatch,
-)
+from torch_lie.datasets.constellation import CONSTELLATION_SHAPES, Constellation
 from torch_lie.groups import group_resolver
 from torch_lie.nn import LieTransformer
 from torch_lie.nn.models.lie_transformer import MLP
@@ -116,10 +118,11 @@ RESUME_KEYS = ('model', 'group', 'num_samples', 'features', 'hidden',
 
 
 class TransformerBaseline(torch.nn.Module):
-    r"""A standard (non-invariant) transformer encoder on point clouds:
-    a linear embedding of :obj:`[x, pos]`, :obj:`num_layers` pre-LN
-    encoder layers with full self-attention (padded points masked out), a
-    final LayerNorm, masked mean pooling and an output MLP."""
+    r"""A standard (non-invariant) transformer encoder on batches of point
+    clouds (:obj:`pos`, :obj:`x`, :obj:`batch`), padded to the largest: a
+    linear embedding of :obj:`[x, pos]`, :obj:`num_layers` pre-LN encoder
+    layers with full self-attention (padded points masked out), a final
+    LayerNorm, masked mean pooling and an output MLP."""
     def __init__(self, in_channels: int, hidden_channels: int,
                  out_channels: int, num_layers: int, heads: int,
                  mlp_ratio: float = 1.0, dim: int = 2):
@@ -134,24 +137,20 @@ class TransformerBaseline(torch.nn.Module):
         self.norm = torch.nn.LayerNorm(hidden_channels)
         self.head = MLP(hidden_channels, hidden_channels, out_channels)
 
-    def forward(self, pos: Tensor, x: Tensor,
-                mask: Optional[Tensor] = None) -> Tensor:
-        h = self.embedding(torch.cat([x, pos], dim=-1))
-        h = self.encoder(h, src_key_padding_mask=(None if mask is None
-                                                  else ~mask))
+    def forward(self, data: Batch) -> Tensor:
+        h, mask = to_dense_batch(torch.cat([data.x, data.pos], dim=-1),
+                                 data.batch)
+        h = self.encoder(self.embedding(h), src_key_padding_mask=~mask)
         h = self.norm(h)
-        if mask is None:
-            h = h.mean(1)
-        else:
-            h = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        h = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         return self.head(h)
 
 
 class ConstellationModel(torch.nn.Module):
-    r"""Counts the shapes of padded constellations: :obj:`pos [B, N, 2]`,
-    features :obj:`x [B, N, F]`, valid points :obj:`mask [B, N]` (or
-    :obj:`None`) to logits :obj:`[B, 4, 3]`. Either a LieTransformer on the
-    dense lift (:obj:`group` given) or :class:`TransformerBaseline`."""
+    r"""Counts the shapes of constellations: a :obj:`Data(pos, x)` or a
+    batch of them to logits :obj:`[B, 4, 3]`. Either a LieTransformer with
+    the lift :obj:`Lift(group, num_samples)` (:obj:`group` given) or
+    :class:`TransformerBaseline`."""
     def __init__(self, in_channels: int, hidden: int, layers: int,
                  heads: int, group: Optional[str] = None,
                  num_samples: int = 1, kernel_dim: int = 16,
@@ -159,13 +158,11 @@ class ConstellationModel(torch.nn.Module):
         super().__init__()
         out = NUM_SHAPES * NUM_COUNTS
         if group is None:
-            self.lift = None
             self.net = TransformerBaseline(in_channels, hidden, out, layers,
                                            heads, mlp_ratio)
         else:
-            self.lift = Lift(group, num_samples=num_samples)
             self.net = LieTransformer(in_channels, hidden, out,
-                                      group=self.lift.group,
+                                      lift=Lift(group, num_samples),
                                       num_layers=layers, heads=heads,
                                       kernel_dim=kernel_dim,
                                       attention=attention,
@@ -174,16 +171,11 @@ class ConstellationModel(torch.nn.Module):
     @property
     def lift_size(self) -> int:
         r"""Lifted elements per point (1 for the baseline)."""
-        return 1 if self.lift is None else self.lift.lift_size
+        lift = getattr(self.net, 'lift', None)
+        return 1 if lift is None else lift.lift_size
 
-    def forward(self, pos: Tensor, x: Tensor, mask: Optional[Tensor] = None,
-                generator: Optional[torch.Generator] = None) -> Tensor:
-        if self.lift is None:
-            out = self.net(pos, x, mask)
-        else:
-            out = self.net.forward_dense(
-                *self.lift.dense_inputs(x, pos, mask, generator))
-        return out.view(-1, NUM_SHAPES, NUM_COUNTS)
+    def forward(self, data: Batch) -> Tensor:
+        return self.net(data).view(-1, NUM_SHAPES, NUM_COUNTS)
 
 
 def build_model(args, in_channels: int) -> ConstellationModel:
@@ -299,9 +291,9 @@ def check_args(args: argparse.Namespace):
 # Data ######################################################################
 
 
-def load_data(args) -> Dict[str, ConstellationBatch]:
-    r"""The dense (padded, float32) training set, test set and its two
-    moved variants."""
+def load_data(args) -> Dict[str, Constellation]:
+    r"""The training set, the test set and its two moved variants: items
+    :obj:`Data(pos, x, pattern, y)`."""
     features = None if args.features == 'ones' else args.features
     common = dict(root=args.root, seed=args.data_seed, features=features,
                   log=not args.no_progress)
@@ -315,7 +307,14 @@ def load_data(args) -> Dict[str, ConstellationBatch]:
         'test_SE2': Constellation(split='test', variant='SE2',
                                   num_samples=args.num_test, **common),
     }
-    return {name: ds.to_dense() for name, ds in sets.items()}
+    return sets
+
+
+def point_counts(dataset: Constellation) -> Tensor:
+    r"""The number of points of every constellation (from the data set's
+    slices: reading every item would take seconds)."""
+    counts = dataset.slices['pos'].diff()
+    return counts[torch.as_tensor(list(dataset.indices()), dtype=torch.long)]
 
 
 def make_batches(sizes: Tensor, batch_size: int,
@@ -346,46 +345,49 @@ def split_batch(index: Tensor, sizes: Tensor, lift_size: int,
     lifted pairs each (:obj:`len(chunk) * (n * lift_size) ** 2`, :obj:`n` the
     largest constellation of the batch; at least one constellation per
     chunk): the per-pair tensors of full attention grow with the square of
-    the lifted points, so this bounds memory."""
+    the lifted points, so this bounds memory (of the sparse kernel, and of
+    the dense kernel on constellations padded to the largest)."""
     pairs = (int(sizes[index].max()) * lift_size) ** 2
     return list(index.split(max(1, max_pairs // pairs)))
 
 
-def get_batch(data: ConstellationBatch, index: Tensor, sizes: Tensor,
-              device) -> ConstellationBatch:
-    r"""The items :obj:`index`, cut to their largest constellation."""
-    n = int(sizes[index].max())
-    return ConstellationBatch(
-        data.pos[index, :n].to(device), data.x[index, :n].to(device),
-        data.mask[index, :n].to(device), data.pattern[index, :n],
-        data.y[index].to(device))
+def chunk_loader(dataset: Constellation, chunks: List[Tensor]) -> DataLoader:
+    r"""A loader of the batches (:class:`~torch_geometric.data.Batch` of
+    :obj:`Data(pos, x, pattern, y)`) of the index :obj:`chunks`, in order."""
+    return DataLoader(dataset, batch_sampler=[c.tolist() for c in chunks])
 
 
 @torch.no_grad()
-def evaluate(model: ConstellationModel, data: ConstellationBatch,
+def evaluate(model: ConstellationModel, data: Constellation,
              batch_size: int, device, seed: int, bucket: bool = True,
              max_pairs: int = 1 << 14) -> dict:
     r"""Cross entropy, accuracy (mean over the heads), per-head accuracy,
     the fraction of constellations with all four counts right, and the
-    predicted counts :obj:`[S, 4]`. Random lifts draw from a generator
-    seeded by :obj:`seed`: the same draws at every evaluation."""
+    predicted counts :obj:`[S, 4]`. Random lifts draw from the random state
+    seeded by :obj:`seed` (and restored afterwards): the same draws at every
+    evaluation, and the training's random state is left alone."""
     model.eval()
-    sizes = data.mask.sum(1)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    pred = torch.empty_like(data.y)
+    sizes = point_counts(data)
+    y = data.y
+    pred = torch.empty_like(y)
     loss = 0.0
-    for index in make_batches(sizes, batch_size, shuffle=False,
-                              bucket=bucket):
-        for chunk in split_batch(index, sizes, model.lift_size, max_pairs):
-            batch = get_batch(data, chunk, sizes, device)
-            logits = model(batch.pos, batch.x, batch.mask, generator=gen)
-            loss += float(F.cross_entropy(logits.reshape(-1, NUM_COUNTS),
-                                          batch.y.reshape(-1),
-                                          reduction='sum'))
-            pred[chunk] = logits.argmax(-1).cpu()
-    correct = (pred == data.y).float()
+    devices = [device] if device.type == 'cuda' else []
+    with torch.random.fork_rng(devices):
+        torch.manual_seed(seed)
+        for index in make_batches(sizes, batch_size, shuffle=False,
+                                  bucket=bucket):
+            chunks = split_batch(index, sizes, model.lift_size, max_pairs)
+            for chunk, batch in zip(chunks, chunk_loader(data, chunks),
+                                    strict=True):
+                batch = batch.to(device)
+                logits = model(batch)
+                loss += float(F.cross_entropy(logits.reshape(-1, NUM_COUNTS),
+                                              batch.y.reshape(-1),
+                                              reduction='sum'))
+                pred[chunk] = logits.argmax(-1).cpu()
+    correct = (pred == y).float()
     return {
-        'loss': loss / data.y.numel(),
+        'loss': loss / y.numel(),
         'accuracy': float(correct.mean()),
         'accuracy_per_shape': dict(zip(CONSTELLATION_SHAPES,
                                        correct.mean(0).tolist())),
@@ -416,7 +418,7 @@ def lr_lambda(total_steps: int):
 
 def train(args, model, data, device, log) -> dict:
     train_set = data['train']
-    sizes = train_set.mask.sum(1)
+    sizes = point_counts(train_set)
     loader_gen = torch.Generator().manual_seed(args.seed)
     steps_per_epoch = math.ceil(sizes.numel() / args.batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -469,10 +471,11 @@ def train(args, model, data, device, log) -> dict:
             # chunks that bound the memory (the same for any --max-pairs).
             optimizer.zero_grad()
             loss = 0.0
-            for chunk in split_batch(index, sizes, model.lift_size,
-                                     args.max_pairs):
-                batch = get_batch(train_set, chunk, sizes, device)
-                logits = model(batch.pos, batch.x, batch.mask)
+            chunks = split_batch(index, sizes, model.lift_size,
+                                 args.max_pairs)
+            for batch in chunk_loader(train_set, chunks):
+                batch = batch.to(device)
+                logits = model(batch)
                 part = F.cross_entropy(logits.reshape(-1, NUM_COUNTS),
                                        batch.y.reshape(-1), reduction='sum')
                 part = part / (NUM_SHAPES * index.numel())
@@ -529,7 +532,7 @@ def train(args, model, data, device, log) -> dict:
 # Plot ######################################################################
 
 
-def plot_predictions(path: str, data: ConstellationBatch, pred: Tensor,
+def plot_predictions(path: str, data: Constellation, pred: Tensor,
                      num: int, title: str):
     import matplotlib
     matplotlib.use('Agg')
@@ -545,15 +548,15 @@ def plot_predictions(path: str, data: ConstellationBatch, pred: Tensor,
         if i >= num:
             ax.axis('off')
             continue
-        mask = data.mask[i]
-        pos, pattern = data.pos[i][mask], data.pattern[i][mask]
+        item = data[i]
+        pos, pattern = item.pos, item.pattern
         for p in pattern.unique().tolist():
             sel = pattern == p
             shape = p % NUM_SHAPES
             ax.scatter(pos[sel, 0], pos[sel, 1], s=28,
                        marker=markers[shape], color=colors[p % len(colors)],
                        edgecolors='k', linewidths=0.4)
-        true, guess = data.y[i].tolist(), pred[i].tolist()
+        true, guess = item.y[0].tolist(), pred[i].tolist()
         ok = ''.join('.' if t == g else 'x' for t, g in zip(true, guess))
         ax.set_title(f'true {" ".join(map(str, true))}\n'
                      f'pred {" ".join(map(str, guess))}  [{ok}]',
@@ -631,7 +634,7 @@ def main(argv=None) -> dict:
     data = load_data(args)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
-    model = build_model(args, data['train'].x.size(-1)).to(device)
+    model = build_model(args, data['train'].num_features).to(device)
     params = sum(p.numel() for p in model.parameters())
     name = model_name(args)
     log(f'{name}: {params:,} parameters; {args.num_train} training and '

@@ -12,8 +12,9 @@ standardised over the training set. It is smooth, invariant to rotations
 and translations, and extensive (hence :obj:`pool='sum'`).
 
 Every time a training molecule is read, it is moved by a random rigid motion
-(rotation and translation), then lifted to group elements by
-:class:`~torch_lie.transforms.Lift`. The test molecules are moved once by
+(rotation and translation), then lifted to group elements by the model's
+:class:`~torch_lie.transforms.Lift` (the data set's transform ends with
+:obj:`model.lift`). The test molecules are moved once by
 random rigid motions, the same for both models. The T(3) model is exactly
 invariant to translations but has to learn rotations from the augmentation;
 the SE(3) model is invariant to both by construction (in distribution, as
@@ -103,25 +104,24 @@ def run_model(model, loader, device):
     with torch.no_grad():
         for batch in loader:
             batch = batch.to(device)
-            out = model(batch.x, batch.edge_index, batch.edge_attr,
-                        batch.batch, batch.num_graphs)
-            preds.append(out.view(-1).cpu())
+            preds.append(model(batch).view(-1).cpu())
             targets.append(batch.y.cpu())
     return torch.cat(preds), torch.cat(targets)
 
 
 def train(name, lift, train_set, test_set, args):
-    r"""Trains a LieTransformer on :obj:`lift`'s group; returns the model,
-    its test predictions and targets, and the training time."""
+    r"""Trains a LieTransformer with :obj:`lift`; returns the model, its
+    test predictions and targets, and the training time. The data sets'
+    transform lifts the molecules with the model's own lift."""
     torch.manual_seed(args.seed)
-    train_loader = DataLoader(
-        Molecules(train_set, Compose([RandomRigidMotion(), lift])),
-        batch_size=args.batch_size, shuffle=True)
-    test_loader = DataLoader(Molecules(test_set, lift),
-                             batch_size=args.batch_size)
-    model = LieTransformer(len(ELEMENTS), args.hidden, 1, group=lift.group,
+    model = LieTransformer(len(ELEMENTS), args.hidden, 1, lift=lift,
                            num_layers=args.layers, heads=args.heads,
                            pool='sum').to(args.device)
+    train_loader = DataLoader(
+        Molecules(train_set, Compose([RandomRigidMotion(), model.lift])),
+        batch_size=args.batch_size, shuffle=True)
+    test_loader = DataLoader(Molecules(test_set, model.lift),
+                             batch_size=args.batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=args.epochs * len(train_loader))
@@ -133,9 +133,7 @@ def train(name, lift, train_set, test_set, args):
         total = 0.0
         for batch in train_loader:
             batch = batch.to(args.device)
-            out = model(batch.x, batch.edge_index, batch.edge_attr,
-                        batch.batch, batch.num_graphs)
-            loss = F.mse_loss(out.view(-1), batch.y)
+            loss = F.mse_loss(model(batch).view(-1), batch.y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -155,29 +153,28 @@ def invariance_checks(models, device, num_draws=64):
     x = data.x.to(device, torch.float64)
     t_model = copy.deepcopy(models['T(3)']).double().eval()
     se3_model = copy.deepcopy(models['SE(3)']).double().eval()
-    t_lift, se3_lift = Lift(T(3)), Lift(SE3(), num_samples=2)
 
-    def predict(model, lift, pos):
-        lifted = lift.lift(pos)
-        return model(x[lifted.point_index], lifted.edge_index,
-                     lifted.edge_attr)
+    def predict(model, pos):  # lifted inside the model
+        return model(Data(pos=pos, x=x))
 
     results = {}
     with torch.no_grad():
         # T(3): exact invariance to translations of the points.
-        errors = assert_equivariant(lambda p: predict(t_model, t_lift, p),
-                                    pos, T(3), dtypes=(torch.float64, ))
+        errors = assert_equivariant(lambda p: predict(t_model, p), pos, T(3),
+                                    dtypes=(torch.float64, ))
         results['T(3) translation error'] = errors[torch.float64]
 
-        # SE(3): lift once, left-multiply all elements by a random element
-        # and recompute the pair embeddings (same edges, same features).
-        se3 = se3_lift.group
-        lifted = se3_lift.lift(pos)
+        # SE(3): lift once with the model's lift, left-multiply all elements
+        # by a random element and recompute the pair embeddings (same edges,
+        # same features).
+        se3 = se3_model.group
+        lifted = se3_model.lift(Data(pos=pos, x=x))
 
         def from_elements(g):
-            edge_attr = se3.edge_attr(g, lifted.edge_index, lifted.q)
-            return se3_model(x[lifted.point_index], lifted.edge_index,
-                             edge_attr)
+            moved = copy.copy(lifted)
+            moved.g = g
+            moved.edge_attr = se3.edge_attr(g, lifted.edge_index, lifted.q)
+            return se3_model(moved)
 
         errors = assert_equivariant(from_elements, lifted.g, se3,
                                     on='elements', dtypes=(torch.float64, ))
@@ -186,14 +183,13 @@ def invariance_checks(models, device, num_draws=64):
         # SE(3) on points: random lifts make it invariant in distribution.
         results['SE(3) mean shift under rigid motions (std. errors)'] = (
             assert_invariant_in_distribution(
-                lambda p: predict(se3_model, se3_lift, p), pos, se3,
+                lambda p: predict(se3_model, p), pos, se3,
                 num_draws=num_draws))
 
         # Spread of single predictions over random rigid motions.
         motions = se3.sample(num_draws, dtype=torch.float64, device=device)
-        for name, model, lift in [('T(3)', t_model, t_lift),
-                                  ('SE(3)', se3_model, se3_lift)]:
-            out = torch.stack([predict(model, lift, se3.act(h, pos))
+        for name, model in [('T(3)', t_model), ('SE(3)', se3_model)]:
+            out = torch.stack([predict(model, se3.act(h, pos))
                                for h in motions])
             results[f'{name} output std under rigid motions'] = float(
                 out.std())

@@ -6,10 +6,14 @@ Data: PyG's :class:`torch_geometric.datasets.QM9` (130,831 molecules,
 downloaded into :obj:`--root` on first use), one of the paper's 12 targets in
 the paper's units (energies in meV, atomisation energies for U0, U, H, G),
 the paper's 15 atom features and its seeded 100,000 / 17,748 / 13,083 split
-(:mod:`torch_lie.datasets.qm9`). Each molecule is lifted to group elements
-by :class:`~torch_lie.transforms.Lift` when it is read (fresh Monte Carlo
-samples every time for SE(3)); T(3) models are trained with random
-rotations (SO(3) augmentation, :obj:`--no-augment` to switch off).
+(:mod:`torch_lie.datasets.qm9`). The model
+(:class:`~torch_lie.nn.LieTransformer`) owns its
+:class:`~torch_lie.transforms.Lift`; each molecule is lifted to group
+elements by it when it is read (the data sets' transform is the model's
+lift), or, with :obj:`--lift-on-device`, the model lifts whole batches
+itself (fresh Monte Carlo samples every time for SE(3)); T(3) models are
+trained with random rotations (SO(3) augmentation, :obj:`--no-augment` to
+switch off).
 
 Training: L1 loss on the standardised target, Adam with a cosine schedule
 after a linear warm-up over the first 1% of the steps, validation MAE after
@@ -163,7 +167,7 @@ def build_lift(config: dict) -> Lift:
 
 
 def build_model(config: dict) -> LieTransformer:
-    return LieTransformer(15, config['hidden'], 1, group=config['group'],
+    return LieTransformer(15, config['hidden'], 1, lift=build_lift(config),
                           num_layers=config['layers'], heads=config['heads'],
                           kernel_dim=config['kernel_dim'],
                           attention=config['attention'], pool=config['pool'],
@@ -227,20 +231,8 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def forward(model, batch, lift: Optional[Lift] = None):
-    r"""Predictions for a batch: lifted by the data set's transform
-    (:obj:`lift=None`), or lifted here, on the batch's device."""
-    if lift is None:
-        return model(batch.x, batch.edge_index, batch.edge_attr, batch.batch,
-                     batch.num_graphs).view(-1)
-    lifted = lift.lift(batch.pos, batch.batch)
-    return model(batch.x[lifted.point_index], lifted.edge_index,
-                 lifted.edge_attr, lifted.batch, batch.num_graphs).view(-1)
-
-
 @torch.no_grad()
 def evaluate(model, loader, mean: float, std: float, device,
-             lift: Optional[Lift] = None,
              ctx: Optional[DistributedContext] = None) -> float:
     r"""MAE in the target's unit (the model predicts standardised values),
     over the molecules of :obj:`loader` in all processes of :obj:`ctx`
@@ -251,7 +243,7 @@ def evaluate(model, loader, mean: float, std: float, device,
     total, count = 0.0, 0
     for batch in loader:
         batch = batch.to(device)
-        pred = forward(model, batch, lift).double() * std + mean
+        pred = model(batch).view(-1).double() * std + mean
         total += float((pred - batch.y.view(-1).double()).abs().sum())
         count += batch.num_graphs
     if ctx is not None:
@@ -259,14 +251,15 @@ def evaluate(model, loader, mean: float, std: float, device,
     return total / max(count, 1)
 
 
-def load_datasets(root: str, config: dict, lift_in_loader: bool = True):
-    r"""The three splits of PyG's QM9 with their transforms (the lift
-    included when :obj:`lift_in_loader`)."""
+def load_datasets(root: str, config: dict, lift: Optional[Lift] = None):
+    r"""The three splits of PyG's QM9 with their transforms, ending with
+    :obj:`lift` (the model's) if given; without it, the model lifts whole
+    batches."""
     from torch_geometric.datasets import QM9
 
     dataset = QM9(root)
     idx = qm9_split(len(dataset), config['seed'], config['split_sizes'])
-    lift = [build_lift(config)] if lift_in_loader else []
+    lift = [] if lift is None else [lift]
     target = QM9Target(config['target'])
     train_steps = [target, QM9Features()]
     if config['augment']:
@@ -319,12 +312,14 @@ def train(args, ctx: Optional[DistributedContext] = None) -> dict:
     lift_on_device = args.lift_on_device
     if lift_on_device is None:
         lift_on_device = device.type != 'cpu'
-    device_lift = build_lift(config) if lift_on_device else None
 
     torch.manual_seed(config['seed'])
+    net = build_model(config).to(device)
     with ctx.main_process_first():  # PyG processes QM9 on first use
-        train_set, val_set, test_set = load_datasets(args.root, config,
-                                                     not lift_on_device)
+        # Molecules are lifted by the model's lift: in the data loader (the
+        # data sets' transform), or by the model, batch by batch.
+        train_set, val_set, test_set = load_datasets(
+            args.root, config, None if lift_on_device else net.lift)
     y = qm9_targets(train_set, info)
     mean = float(y.mean())
     std = float(y.std()) if len(y) > 1 else 1.0
@@ -347,10 +342,9 @@ def train(args, ctx: Optional[DistributedContext] = None) -> dict:
     val_loader = DataLoader(val_set, **loader_kwargs)
     test_loader = DataLoader(test_set, **loader_kwargs)
 
-    net = build_model(config).to(device)
     num_params = sum(p.numel() for p in net.parameters())
-    log(f"{net}: {num_params:,} parameters, lift {build_lift(config)} "
-        f"(in the {'training loop' if lift_on_device else 'data loader'}), "
+    log(f"{net}: {num_params:,} parameters, lifted "
+        f"{'by the model' if lift_on_device else 'in the data loader'}, "
         f"augmentation {'on' if config['augment'] else 'off'}"
         + (f", {world} processes of batch {config['batch_size'] // world}"
            if ctx.is_distributed else ''))
@@ -417,7 +411,7 @@ def train(args, ctx: Optional[DistributedContext] = None) -> dict:
             target = (batch.y.view(-1) - mean) / std
             # Equal batch sizes in all processes (the sampler pads): the
             # mean of the processes' gradients is that of the global batch.
-            loss = (forward(model, batch, device_lift) - target).abs().mean()
+            loss = (model(batch).view(-1) - target).abs().mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -428,8 +422,7 @@ def train(args, ctx: Optional[DistributedContext] = None) -> dict:
             progress.set_postfix(loss=f'{total / count:.4f}')
         seconds = time.perf_counter() - start
         total, count = ctx.all_reduce_sum(total, count)
-        val_mae = evaluate(net, val_loader, mean, std, device, device_lift,
-                           ctx)
+        val_mae = evaluate(net, val_loader, mean, std, device, ctx)
         history.append({'epoch': epoch + 1, 'train_loss': total / count,
                         'val_mae': val_mae, 'seconds': seconds})
         rng_states = ctx.all_gather_object(rng_state(device))
@@ -455,8 +448,7 @@ def train(args, ctx: Optional[DistributedContext] = None) -> dict:
     ctx.barrier()  # best.pt is written
     best = load_checkpoint(best_path)
     load_model_state(net, best, best_path)
-    test_mae = evaluate(net, test_loader, mean, std, device, device_lift,
-                        ctx)
+    test_mae = evaluate(net, test_loader, mean, std, device, ctx)
     row = paper_row(config)
     paper = PAPER_MAE[row][info.name] if row is not None else None
     line = (f"test MAE {info.name}: {test_mae:.4g} {info.unit} (best "
@@ -484,7 +476,6 @@ def predict(args) -> list:
     model = build_model(config)
     load_model_state(model, state, args.checkpoint)
     model = model.to(device).eval()
-    lift = build_lift(config)
     mean, std = state['target_mean'], state['target_std']
 
     results = []
@@ -496,10 +487,9 @@ def predict(args) -> list:
             raise ValueError(f"'{path}': {e}") from e
         preds = []
         with torch.no_grad():
+            data = data.to(device)
             for _ in range(args.samples):  # Monte Carlo lifts
-                lifted = lift(data).to(device)
-                out = model(lifted.x, lifted.edge_index, lifted.edge_attr)
-                preds.append(float(out) * std + mean)
+                preds.append(float(model(data)) * std + mean)
         value = sum(preds) / len(preds)
         print(f"{path}: {info.name} = {value:.6g} {info.unit} "
               f"({atoms.get_chemical_formula()})")
@@ -569,8 +559,8 @@ def parse_train_args(argv=None):
                         help='data loader processes')
     parser.add_argument('--lift-on-device',
                         action=argparse.BooleanOptionalAction, default=None,
-                        help='lift whole batches on --device in the training '
-                        'loop instead of each molecule in the data loader '
+                        help='let the model lift whole batches on --device '
+                        'instead of lifting each molecule in the data loader '
                         '(default: on for GPUs, where lifting in the loader '
                         'would be the bottleneck)')
     parser.add_argument('--progress', action=argparse.BooleanOptionalAction,

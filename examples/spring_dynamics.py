@@ -56,6 +56,7 @@ from torch_lie.nn.models.dynamics import (
     MLPHamiltonian,
     SeparableHamiltonian,
 )
+from torch_lie.transforms import Lift
 from torch_lie.utils import atomic_save
 
 #: Default width and depth per model (LieTransformer: the paper's spring
@@ -181,8 +182,7 @@ def load_data(args):
 
 def build_model(args, num_particles: int = 6) -> torch.nn.Module:
     if args.model == 'lie':
-        potential = LiePotential(2, group=args.group,
-                                 num_samples=args.num_samples,
+        potential = LiePotential(2, lift=Lift(args.group, args.num_samples),
                                  hidden_channels=args.hidden,
                                  num_layers=args.layers, heads=args.heads,
                                  kernel_dim=args.kernel_dim,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch_geometric.data import Batch, Data
 
 import torch_lie.datasets.constellation as cst
 from torch_lie.datasets.constellation import (
@@ -188,11 +189,14 @@ def constellation(seed=0):
     return batch.pos[0][batch.mask[0]]
 
 
+def as_data(pos):
+    return Data(pos=pos, x=constellation_distance_features(pos))
+
+
 def model_fn(model):
     def fn(pos):
         model.to(pos.dtype)
-        x = constellation_distance_features(pos[None])
-        return model(pos[None], x)[0]
+        return model(as_data(pos))[0]
 
     return fn
 
@@ -228,22 +232,23 @@ def test_se2_c4_model_is_invariant_to_quarter_turns(example):
                            dtypes=(torch.float64, ))
 
 
-@pytest.mark.parametrize('group', ['SE2-C4', None])
-def test_padding_does_not_change_predictions(example, group):
+@pytest.mark.parametrize('group, kernel', [('SE2-C4', 'auto'),
+                                           ('SE2-C4', 'sparse'),
+                                           ('SE2-C4', 'dense'),
+                                           (None, None)])
+def test_batching_does_not_change_predictions(example, group, kernel):
     torch.manual_seed(0)
     model = example.ConstellationModel(33, 16, 2, 2, group=group).double()
     model.eval()
-    pos = [constellation(s).double() for s in (1, 2)]
-    x = [constellation_distance_features(p) for p in pos]
-    N = 34
-    padded_pos = torch.zeros(2, N, 2, dtype=torch.float64)
-    padded_x = torch.zeros(2, N, 33, dtype=torch.float64)
-    mask = torch.zeros(2, N, dtype=torch.bool)
-    for i, (p, f) in enumerate(zip(pos, x)):
-        padded_pos[i, :len(p)], padded_x[i, :len(p)] = p, f
-        mask[i, :len(p)] = True
-    out = model(padded_pos, padded_x, mask)
-    for i in range(2):
-        alone = model(pos[i][None], x[i][None])
-        assert out.shape == (2, 4, 3)
-        assert torch.allclose(out[i], alone[0], atol=1e-10)
+    if kernel is not None:
+        model.net.kernel = kernel
+    data = [as_data(constellation(s).double()) for s in (1, 2)]
+    assert data[0].num_nodes != data[1].num_nodes
+    alone = torch.cat([model(d) for d in data])
+    # Constellations of different sizes in one batch (padded, or sparse
+    # edges), and of equal size.
+    mixed = model(Batch.from_data_list([data[1], data[0], data[1]]))
+    equal = model(Batch.from_data_list([data[1], data[1]]))
+    assert mixed.shape == (3, 4, 3)
+    torch.testing.assert_close(mixed, alone[[1, 0, 1]], rtol=0, atol=1e-10)
+    torch.testing.assert_close(equal, alone[[1, 1]], rtol=0, atol=1e-10)

@@ -33,6 +33,20 @@ ARGS = ['--target', 'U0', '--group', 'T3', '--no-augment', '--hidden', '8',
         '--no-progress', '--device', 'cpu']
 
 
+def assert_same_weights(a: dict, b: dict, exact: bool = True) -> None:
+    r"""Two state dicts hold the same weights (:obj:`exact`, or up to
+    rounding) and the same lift (the model's extra state)."""
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        if not isinstance(value, torch.Tensor):
+            assert value == b[key], key
+        elif exact:
+            assert torch.equal(value, b[key]), key
+        else:
+            torch.testing.assert_close(value, b[key], rtol=1e-5, atol=1e-6,
+                                       msg=key)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(('127.0.0.1', 0))
@@ -96,9 +110,8 @@ def test_two_processes_match_one(load_example, root, tmp_path, monkeypatch):
     # and report the same (all-reduced) metrics.
     ckpt = torch.load(tmp_path / 'ddp' / 'checkpoint.pt', weights_only=True)
     assert ckpt['world_size'] == 2 and len(ckpt['rng_states']) == 2
-    for key, value in ranks[0]['model'].items():
-        assert torch.equal(value, ranks[1]['model'][key]), key
-        assert torch.equal(value, ckpt['model'][key]), key
+    assert_same_weights(ranks[0]['model'], ranks[1]['model'])
+    assert_same_weights(ranks[0]['model'], ckpt['model'])
     def metrics(history):  # without the epochs' times, measured per process
         return [(h['train_loss'], h['val_mae']) for h in history]
 
@@ -123,9 +136,7 @@ def test_two_processes_match_one(load_example, root, tmp_path, monkeypatch):
                                                     rel=1e-5)
     assert ddp_epoch['val_mae'] == pytest.approx(one_epoch['val_mae'],
                                                  rel=1e-5)
-    for key, value in one['model'].items():
-        torch.testing.assert_close(ranks[0]['model'][key], value, rtol=1e-5,
-                                   atol=1e-6, msg=key)
+    assert_same_weights(ranks[0]['model'], one['model'], exact=False)
 
 
 def test_resume_with_two_processes(load_example, root, tmp_path, monkeypatch):
@@ -161,10 +172,8 @@ def test_resume_with_two_processes(load_example, root, tmp_path, monkeypatch):
     for h, g in zip(b['history'], full['history']):
         assert h['train_loss'] == pytest.approx(g['train_loss'], rel=1e-5)
         assert h['val_mae'] == pytest.approx(g['val_mae'], rel=1e-5)
-    for key, value in a['model'].items():
-        assert torch.equal(ranks[0]['model'][key], ranks[1]['model'][key])
-        torch.testing.assert_close(b['model'][key], value, rtol=1e-5,
-                                   atol=1e-6, msg=key)
+    assert_same_weights(ranks[0]['model'], ranks[1]['model'])
+    assert_same_weights(b['model'], a['model'], exact=False)
 
 
 def test_batch_size_must_divide(load_example, root, tmp_path):

@@ -52,6 +52,13 @@ def test_resolver_unknown(query):
     assert str(info.value)  # a message, naming the problem
 
 
+@pytest.mark.parametrize('query', [None, 3, 2.0, ['SE3']])
+def test_resolver_refuses_non_names(query):
+    with pytest.raises(ValueError, match="'group' must be a Group or a group "
+                                         "name"):
+        group_resolver(query)
+
+
 def test_resolver_messages():
     with pytest.raises(ValueError, match="Unknown group 'foo'"):
         group_resolver('foo')

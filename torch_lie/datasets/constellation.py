@@ -251,6 +251,7 @@ class Constellation(InMemoryDataset):
 
     .. code-block:: python
 
+        from torch_geometric.loader import DataLoader
         from torch_lie.datasets.constellation import Constellation
 
         train = Constellation('data/constellation', features='distances')
@@ -258,7 +259,7 @@ class Constellation(InMemoryDataset):
                              features='distances')
         test_rotated = Constellation('data/constellation', 'test',
                                      variant='SE2', features='distances')
-        pos, x, mask, pattern, y = test.to_dense()  # padded to 34 points
+        loader = DataLoader(test, batch_size=100)  # then model(batch)
 
     Args:
         root (str): Root directory of the cache.
@@ -390,8 +391,8 @@ class Constellation(InMemoryDataset):
     def to_dense(self) -> ConstellationBatch:
         r"""The items (of this data set or index subset, without
         :obj:`transform`) as a dense :class:`ConstellationBatch` padded to
-        :obj:`max_points` points, e.g. for
-        :meth:`~torch_lie.nn.LieTransformer.forward_dense`."""
+        :obj:`max_points` points, for models outside PyG (e.g. a plain
+        transformer baseline) and plots."""
         from torch_geometric.utils import to_dense_batch
 
         data, slices = self._data, self.slices

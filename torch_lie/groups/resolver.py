@@ -34,6 +34,10 @@ def group_resolver(query: str | Group,
 def _resolve(query: str | Group) -> Group:
     if isinstance(query, Group):
         return query
+    if not isinstance(query, str):
+        raise ValueError(f"'group' must be a Group or a group name such as "
+                         f"'T2', 'SO3', 'SE2-C4' or 'SE3-matrix' (got "
+                         f"{query!r})")
     m = re.fullmatch(r'(T|Trivial|SO|SE)\(?(\d)\)?(?:[-_]C(\d+))?(-matrix)?',
                      query.strip(), flags=re.IGNORECASE)
     if m is None:
