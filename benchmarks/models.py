@@ -1,29 +1,35 @@
-r"""Training-step throughput of whole LieTransformer models: the sparse path
-against the dense formulation, and ``torch.compile`` of the sparse model.
+r"""Training-step throughput of whole LieTransformer models: the model's
+sparse and dense kernels through its one API, and ``torch.compile`` of the
+sparse one.
 
-Each configuration builds one :class:`~torch_lie.nn.LieTransformer` and one
-Adam optimiser; its variants are training steps (lift, forward, loss,
-backward, Adam step) of that same model, timed interleaved in one process
+Each configuration builds one :class:`~torch_lie.nn.LieTransformer` (its
+``Lift`` with full attention) and one Adam optimiser; its variants are
+training steps (lift, forward, loss, backward, Adam step) of that same
+model's parameters under other settings, timed interleaved in one process
 (:func:`benchmarks.common.interleaved`), median of several steps after
-warm-up:
+warm-up, each calling the model on the collated point clouds (a
+:class:`~torch_geometric.data.Batch`, lifted inside):
 
-- ``sparse``: the general path, :meth:`~torch_lie.transforms.Lift.lift` of
-  the concatenated points (full attention within each graph) and
-  :meth:`~torch_lie.nn.LieTransformer.forward` (PyG message passing);
+- ``sparse``: ``kernel='sparse'``, PyG message passing on the lifted edges
+  (full attention within each graph);
 - ``sparse-25nn``: the same with ``Lift(max_num_neighbors=25)``, the
   neighbourhoods of the original QM9 script;
-- ``sparse+compile``: ``torch.compile`` of the model, the lift eager;
-- ``dense``: the dense formulation, points padded to ``[B, N, d]`` with a
-  mask, :meth:`~torch_lie.transforms.Lift.lift_dense` (pair tensors
-  ``[B, M, M, D]``) and :meth:`~torch_lie.nn.LieTransformer.forward_dense`.
+- ``sparse+compile``: ``torch.compile`` of the model on
+  ``model.lift(batch)``, the lift eager;
+- ``dense``: ``kernel='dense'``, batched matrix products over the graphs
+  padded to the largest one.
+
+``kernel='auto'``, what users get, is one of ``sparse`` and ``dense``: the
+dense kernel where padding at most doubles the pairs (reported per
+configuration).
 
 Inputs: QM9-sized molecules from ``ase.collections.g2``
 (:func:`benchmarks.common.qm9_sized_molecules`, 10 to 14 atoms), with the paper's
 15 atom features, standardised random targets and an L1 loss; constellations
 from :func:`~torch_lie.datasets.constellation.generate_constellations`
-(padded to 34 points) with their 33 sorted-distance features and the cross
-entropy of the 4 three-way counting heads. Every step draws fresh lift
-samples, as training does.
+(their valid points, 34 at most) with their 33 sorted-distance features and
+the cross entropy of the 4 three-way counting heads. Every step draws fresh
+lift samples, as training does.
 
 Also reported: matrix FLOPs of one step of each eager variant
 (:func:`benchmarks.common.count_flops`, forward, backward and Adam), the
@@ -35,16 +41,16 @@ part of this run)::
 
     python -m benchmarks.models [--quick] [--configs qm9-paper ...]
 """
+import copy
 import dataclasses
 import statistics
 import time
-from typing import Callable, Dict, List, NamedTuple, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.data import Batch
-from torch_geometric.utils import to_dense_batch
+from torch_geometric.data import Batch, Data
 
 from benchmarks import common
 from torch_lie.datasets.constellation import (
@@ -101,46 +107,28 @@ def quick(cfg: Config) -> Config:
                                batch_size=max(2, cfg.batch_size // 8))
 
 
-class Inputs(NamedTuple):
-    r"""One batch, concatenated (sparse path) and padded (dense path)."""
-    pos: Tensor  #: :obj:`[N, d]`
-    x: Tensor  #: :obj:`[N, F]`
-    batch: Tensor  #: :obj:`[N]`
-    pos_dense: Tensor  #: :obj:`[B, P, d]`
-    x_dense: Tensor  #: :obj:`[B, P, F]`
-    mask: Tensor  #: :obj:`[B, P]`
-    y: Tensor  #: targets
-    num_graphs: int
-
-
-def pad(pos: Tensor, x: Tensor, batch: Tensor, y: Tensor, num_graphs: int,
-        max_num_nodes: Optional[int] = None) -> Inputs:
-    pos_dense, mask = to_dense_batch(pos, batch, batch_size=num_graphs,
-                                     max_num_nodes=max_num_nodes)
-    x_dense, _ = to_dense_batch(x, batch, batch_size=num_graphs,
-                                max_num_nodes=max_num_nodes)
-    return Inputs(pos, x, batch, pos_dense, x_dense, mask, y, num_graphs)
-
-
-def qm9_inputs(batch_size: int, seed: int = 0) -> Inputs:
+def qm9_inputs(batch_size: int, seed: int = 0) -> Tuple[Batch, Tensor]:
     r""":func:`benchmarks.common.qm9_sized_molecules` with the paper's 15
-    atom features and standard normal targets."""
+    atom features (a :class:`~torch_geometric.data.Batch` of point clouds)
+    and standard normal targets."""
     data = Batch.from_data_list([
         atoms_to_data(atoms, qm9_features)
         for atoms in common.qm9_sized_molecules(batch_size, seed)])
     y = torch.randn(batch_size, generator=torch.Generator().manual_seed(seed))
-    return pad(data.pos, data.x, data.batch, y, batch_size)
+    return data, y
 
 
-def constellation_inputs(batch_size: int, seed: int = 0) -> Inputs:
-    r"""Generated constellations (padded to 34 points) with the reference
-    implementation's 33 sorted-distance features."""
+def constellation_inputs(batch_size: int,
+                         seed: int = 0) -> Tuple[Batch, Tensor]:
+    r"""Generated constellations (their valid points only) with the
+    reference implementation's 33 sorted-distance features, and their
+    counting targets."""
     gen = torch.Generator().manual_seed(seed)
     data = generate_constellations(batch_size, gen, dtype=torch.float32)
     x = constellation_distance_features(data.pos, data.mask)
-    batch = torch.arange(batch_size).repeat_interleave(data.mask.sum(1))
-    return pad(data.pos[data.mask], x[data.mask], batch, data.y, batch_size,
-               max_num_nodes=data.pos.size(1))
+    return Batch.from_data_list([
+        Data(pos=pos[mask], x=features[mask])
+        for pos, features, mask in zip(data.pos, x, data.mask)]), data.y
 
 
 def loss_fn(task: str, out: Tensor, y: Tensor) -> Tensor:
@@ -149,25 +137,37 @@ def loss_fn(task: str, out: Tensor, y: Tensor) -> Tensor:
     return F.cross_entropy(out.view(-1, 3), y.view(-1))
 
 
-def training_step(cfg: Config, variant: str, model: LieTransformer,
-                  optimizer: torch.optim.Optimizer,
-                  inputs: Inputs) -> Callable[[], None]:
-    r"""One training step of :obj:`variant` on :obj:`inputs`."""
-    lift = Lift(cfg.group, num_samples=cfg.num_samples,
-                max_num_neighbors=25 if variant == 'sparse-25nn' else None)
-    net = torch.compile(model) if variant == 'sparse+compile' else model
+def variant_of(model: LieTransformer, **settings) -> LieTransformer:
+    r"""The model with other :obj:`settings` (its :obj:`kernel` or
+    :obj:`lift`), sharing its modules and parameters, so that one optimiser
+    trains all variants."""
+    other = copy.copy(model)  # shallow: the same submodules
+    for key, value in settings.items():
+        setattr(other, key, value)
+    return other
 
-    def forward() -> Tensor:
-        if variant == 'dense':
-            return model.forward_dense(*lift.dense_inputs(
-                inputs.x_dense, inputs.pos_dense, inputs.mask))
-        lifted = lift.lift(inputs.pos, inputs.batch)
-        return net(inputs.x[lifted.point_index], lifted.edge_index,
-                   lifted.edge_attr, lifted.batch,
-                   num_graphs=inputs.num_graphs)
+
+def training_step(cfg: Config, variant: str, model: LieTransformer,
+                  optimizer: torch.optim.Optimizer, data: Batch,
+                  y: Tensor) -> Callable[[], None]:
+    r"""One training step of :obj:`variant` on the point clouds
+    :obj:`data`."""
+    model = variant_of(model, kernel='dense' if variant == 'dense'
+                       else 'sparse')
+    if variant == 'sparse-25nn':
+        model = variant_of(model, lift=Lift(cfg.group, cfg.num_samples,
+                                            max_num_neighbors=25))
+    if variant == 'sparse+compile':
+        compiled = torch.compile(model)
+
+        def forward() -> Tensor:
+            return compiled(model.lift(data))
+    else:
+        def forward() -> Tensor:
+            return model(data)
 
     def step() -> None:
-        loss = loss_fn(cfg.task, forward(), inputs.y)
+        loss = loss_fn(cfg.task, forward(), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -179,23 +179,26 @@ def run_config(name: str, cfg: Config, args,
                device: torch.device) -> dict:
     torch.manual_seed(0)
     make_inputs = qm9_inputs if cfg.task == 'qm9' else constellation_inputs
-    inputs = Inputs(*(t.to(device) if isinstance(t, Tensor) else t
-                      for t in make_inputs(cfg.batch_size)))
-    model = LieTransformer(inputs.x.size(1), cfg.hidden,
-                           1 if cfg.task == 'qm9' else 12, group=cfg.group,
+    data, y = make_inputs(cfg.batch_size)
+    data, y = data.to(device), y.to(device)
+    model = LieTransformer(data.x.size(1), cfg.hidden,
+                           1 if cfg.task == 'qm9' else 12,
+                           lift=Lift(cfg.group, num_samples=cfg.num_samples),
                            num_layers=cfg.layers, heads=cfg.heads).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    lift = Lift(cfg.group, num_samples=cfg.num_samples)
-    k, edges = lift.lift_size, lift.lift(inputs.pos, inputs.batch).edge_index
-    size = {'points': inputs.pos.size(0),
-            'points_per_graph': inputs.pos.size(0) / cfg.batch_size,
-            'lifted_elements': inputs.pos.size(0) * k,
-            'edges': edges.size(1),
-            'dense_pairs': cfg.batch_size * (inputs.mask.size(1) * k)**2}
+    lifted = model.lift(data)
+    edges = lifted.edge_index.size(1)
+    largest = int(torch.bincount(lifted.batch).max())
+    dense_pairs = cfg.batch_size * largest**2
+    size = {'points': data.num_nodes,
+            'points_per_graph': data.num_nodes / cfg.batch_size,
+            'lifted_elements': lifted.num_nodes, 'edges': edges,
+            'dense_pairs': dense_pairs,
+            # The documented rule of kernel='auto' for complete graphs.
+            'auto_kernel': 'dense' if dense_pairs <= 2 * edges else 'sparse'}
     if 'sparse-25nn' in cfg.variants:
         lift_25nn = Lift(cfg.group, cfg.num_samples, max_num_neighbors=25)
-        size['edges_25nn'] = lift_25nn.lift(inputs.pos,
-                                            inputs.batch).edge_index.size(1)
+        size['edges_25nn'] = lift_25nn(data).edge_index.size(1)
     variants = [v for v in cfg.variants
                 if not (args.no_compile and v.endswith('compile'))]
     result = {'config': dataclasses.asdict(cfg), 'size': size,
@@ -206,7 +209,7 @@ def run_config(name: str, cfg: Config, args,
 
     steps: Dict[str, Callable[[], None]] = {}
     for variant in variants:
-        step = training_step(cfg, variant, model, optimizer, inputs)
+        step = training_step(cfg, variant, model, optimizer, data, y)
         start = time.perf_counter()
         try:
             reason = common.fits(step, args.memory_budget)  # compiles
@@ -269,8 +272,9 @@ def describe(name: str, r: dict) -> str:
             f'{c["layers"]} layers, {c["heads"]} heads, batch '
             f'{c["batch_size"]}; {data}; {r["parameters"]:,} parameters; '
             f'{s["lifted_elements"]:,} lifted elements, {s["edges"]:,} edges '
-            f'(sparse{nn}), {s["dense_pairs"]:,} pairs (dense); `torch.mm` '
-            f'{r["mm_gflops"]:.0f} GFLOP/s in the same run.')
+            f'(sparse{nn}), {s["dense_pairs"]:,} pairs (dense, padded); '
+            f'`kernel=\'auto\'` runs the {s["auto_kernel"]} kernel; '
+            f'`torch.mm` {r["mm_gflops"]:.0f} GFLOP/s in the same run.')
 
 
 def row(name: str, variant: str, e: dict) -> str:
@@ -342,8 +346,8 @@ def main() -> dict:
         cfg = quick(CONFIGS[name]) if args.quick else CONFIGS[name]
         result['configs'][name] = run_config(name, cfg, args, device)
 
-    lines = common.header('LieTransformer training steps: sparse, dense, '
-                          'compiled', result)
+    lines = common.header('LieTransformer training steps: sparse and dense '
+                          'kernels, compiled', result)
     if args.quick:
         lines += ['**Quick run**: tiny widths and batches; the original\'s '
                   'figures and the targets do not apply.', '']
@@ -373,9 +377,9 @@ def main() -> dict:
         'different program whose inputs are not recorded there (QM9 '
         'molecules average 18 atoms, these g2 molecules 10 to 14), its QM9 '
         'paper script with 25 neighbours; its parameter counts are shown. '
-        'The dense formulation is full attention only (`lift_dense` refuses '
-        '`max_num_neighbors`); g2 molecules have at most 14 atoms, so 25 '
-        'neighbours keep every pair.', '',
+        'The dense kernel is full attention only (`kernel=\'dense\'` '
+        'refuses a lift with `max_num_neighbors`); g2 molecules have at most '
+        '14 atoms, so 25 neighbours keep every pair.', '',
         '## Targets (issue 5)', ''] + targets(result['configs'])
     common.write('models', result, lines, args)
     return result

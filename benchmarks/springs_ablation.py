@@ -29,10 +29,11 @@ from torch.utils.data import DataLoader
 
 from torch_lie.datasets import SpringDynamics
 from torch_lie.nn.models import HamiltonianDynamics, LiePotential, SeparableHamiltonian
+from torch_lie.transforms import Lift
 
 
 def build_potential(args) -> LiePotential:
-    potential = LiePotential(2, 'T2', hidden_channels=args.hidden,
+    potential = LiePotential(2, lift=Lift('T2'), hidden_channels=args.hidden,
                              num_layers=args.layers, heads=args.heads,
                              kernel_dim=args.kernel_dim,
                              attention=args.attention,

@@ -16,6 +16,7 @@ from torch_lie.nn.models import (
 )
 from torch_lie.testing import assert_equivariant
 from torch_lie.transforms import Lift
+from torch_lie.transforms.lift import trusted_positions
 
 
 def springs(batch=4, n=6, dtype=torch.float64, seed=0):
@@ -208,6 +209,21 @@ def test_training_reduces_rollout_loss():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.85 * losses[0]
+
+
+@pytest.mark.parametrize('lift', [Lift('T2'), Lift('SE2', num_samples=2)])
+def test_vector_field_compiles_as_one_graph(lift):
+    r"""The lift, the lifted data and the model trace without a graph break
+    (a break inside torch.func.grad makes the whole field run eagerly)."""
+    potential = LiePotential(2, lift, hidden_channels=8, num_layers=1,
+                             heads=2, kernel_dim=4)
+    dynamics = HamiltonianDynamics(SeparableHamiltonian(potential))
+    z, sys_params = springs(batch=3, dtype=torch.float32)
+    field = torch.compile(type(dynamics)._vector_field, fullgraph=True,
+                          backend='eager')
+    with trusted_positions():
+        out = field(dynamics, z, sys_params)
+    assert out.shape == z.shape and torch.isfinite(out).all()
 
 
 def test_compiled_vector_field_matches_eager():

@@ -36,7 +36,7 @@ class LiftedData(Data):
     @property
     def num_graphs(self) -> int:
         r"""Number of graphs: one without a :obj:`batch` vector."""
-        num_graphs: Optional[int] = self.__dict__.get('_num_graphs')
+        num_graphs: Optional[int] = getattr(self, '_num_graphs', None)
         if num_graphs is not None:
             return num_graphs
         if self.batch is None:

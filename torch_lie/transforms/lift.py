@@ -154,25 +154,31 @@ class Lift(BaseTransform):
         g, q = self.group.lift(pos, self.num_samples, generator)
         point_index = torch.arange(pos.size(0), device=pos.device)
         point_index = point_index.repeat_interleave(k)
-        out = LiftedData(pos=pos, g=g, q=q, point_index=point_index,
-                         lift=repr(self))
-        if x is not None:
-            out.x = x.repeat_interleave(k, dim=0) if k > 1 else x
         if batch is not None:
-            out.batch = batch.repeat_interleave(k) if k > 1 else batch
             if num_graphs is None:
                 num_graphs = int(batch.max()) + 1 if batch.numel() else 0
-            out._num_graphs = num_graphs
+            batch = batch.repeat_interleave(k) if k > 1 else batch
+        if x is not None:
+            x = x.repeat_interleave(k, dim=0) if k > 1 else x
         with torch.no_grad():
             if graph_size is not None and self.full_attention:
                 edge_index = complete_graphs(num_graphs, graph_size * k,
                                              pos.device)
             else:
-                edges = self.neighbourhoods(pos.detach(), batch)
+                edges = self.neighbourhoods(pos.detach(), batch[::k]
+                                            if batch is not None else None)
                 edge_index = expand_edges(edges, pos.size(0), k)
-        out.edge_index = edge_index
-        out.edge_attr = self.group.edge_attr(g, edge_index, q)
-        out.num_nodes = point_index.numel()
+        edge_attr = self.group.edge_attr(g, edge_index, q)
+        # Filled through its storage: Data's property setters would split a
+        # compiled graph (e.g. a compiled Hamiltonian vector field).
+        out = LiftedData()
+        items = dict(pos=pos, g=g, q=q, point_index=point_index, x=x,
+                     batch=batch, edge_index=edge_index, edge_attr=edge_attr,
+                     lift=repr(self), num_nodes=point_index.numel())
+        for key, value in items.items():
+            out._store[key] = value
+        if num_graphs is not None:
+            out._num_graphs = num_graphs
         return out
 
     def _check_points(self, pos: Tensor, x: Optional[Tensor],

@@ -163,8 +163,8 @@ class LieSelfAttentionConv(MessagePassing):
                 as :class:`~torch_lie.transforms.Lift` makes them for full
                 attention over equally sized graphs. The same attention is
                 then computed with batched matrix products instead of
-                gathers and scatters; :class:`~torch_lie.nn.LieTransformer`
-                sets it when it applies. (default: :obj:`None`)
+                gathers and scatters (:class:`~torch_lie.nn.LieTransformer`
+                chooses its kernel itself). (default: :obj:`None`)
         """
         if edge_attr.dim() != 2 or edge_attr.size(1) != self.edge_dim:
             raise ValueError(f"'edge_attr' must have shape [E, edge_dim="
