@@ -206,7 +206,7 @@ def load_checkpoint(path: str) -> dict:
 def load_model_state(model, state: dict, path: str) -> None:
     try:
         model.load_state_dict(state['model'])
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:
         raise ValueError(f"The weights in '{path}' do not fit the model of "
                          f"its configuration: {e}") from e
 

@@ -40,6 +40,14 @@ def export_reference(root: str):
     sys.path.insert(0, tmp)
 
 
+def copy_weights(old, cur):
+    r"""The reference's weights, with this tree's record of the lift."""
+    state = old.state_dict()
+    state.update({k: v for k, v in cur.state_dict().items()
+                  if k.endswith('_extra_state')})
+    cur.load_state_dict(state)
+
+
 def train_step(model, params, loss_fn):
     opt = torch.optim.Adam(params, lr=1e-5)
 
@@ -67,8 +75,7 @@ def springs(ref, new, args):
 
     old = dynamics(ref, 'T2', False)
     cur = dynamics(new, new.transforms.Lift('T2'), False)
-    missing = cur.load_state_dict(old.state_dict(), strict=False).missing_keys
-    assert all(k.endswith('_extra_state') for k in missing), missing
+    copy_weights(old, cur)
     models = {f'{REF} dense': old, 'one API': cur}
     if args.compile:
         models[f'{REF} dense, compiled'] = dynamics(ref, 'T2', True)
@@ -104,7 +111,7 @@ def point_cloud_models(ref, new, group, num_samples, data, kw, args):
     F = data[0][1].size(1)
     old = ref.nn.LieTransformer(F, out_channels=1, group=group, **kw)
     cur = new.nn.LieTransformer(F, out_channels=1, lift=lift, **kw)
-    cur.load_state_dict(old.state_dict(), strict=False)
+    copy_weights(old, cur)
     batch = Batch.from_data_list([Data(pos=p, x=x) for p, x in data])
     y = torch.randn(len(data), 1)
     N = max(p.size(0) for p, _ in data)

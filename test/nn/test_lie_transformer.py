@@ -331,6 +331,11 @@ def test_saved_state_records_the_lift(tmp_path):
         make_model('Trivial3').load_state_dict(state)  # same edge_dim
     with pytest.raises(ValueError, match='r=2.0'):
         make_model(Lift('SE3', r=2.0)).load_state_dict(state)
+    legacy = {k: v for k, v in state.items() if k != '_extra_state'}
+    with pytest.raises(ValueError, match='do not record their lift'):
+        make_model('SE3').load_state_dict(legacy)
+    legacy['_extra_state'] = {'lift': repr(se3.lift)}  # the fix it names
+    make_model('SE3').load_state_dict(legacy)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     buffer.seek(0)

@@ -9,6 +9,8 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import degree, softmax
 
+from torch_lie.utils import check_positive_int
+
 ATTENTIONS = ('softmax', 'dot_product')
 COMBINES = ('sum', 'mlp', 'multiply')
 
@@ -80,9 +82,7 @@ class LieSelfAttentionConv(MessagePassing):
                  dropout: float = 0.0, bias: bool = True, **kwargs):
         kwargs.setdefault('aggr', 'add')
         super().__init__(node_dim=0, **kwargs)
-        if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1:
-            raise ValueError(f"'heads' must be a positive integer "
-                             f"(got {heads!r})")
+        check_positive_int('heads', heads)
         if out_channels % heads != 0:
             raise ValueError(f"'out_channels' ({out_channels}) must be "
                              f"divisible by 'heads' ({heads})")

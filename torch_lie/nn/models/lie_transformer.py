@@ -11,6 +11,7 @@ from torch_lie.data import LiftedData
 from torch_lie.groups import Group
 from torch_lie.nn.conv import LieSelfAttentionConv
 from torch_lie.transforms import Lift
+from torch_lie.utils import check_positive_int
 
 POOLS = ('mean', 'sum', 'max')
 KERNELS = ('auto', 'sparse', 'dense')
@@ -84,6 +85,7 @@ class LieTransformer(torch.nn.Module):
         from torch_geometric.loader import DataLoader
         from torch_lie.nn import LieTransformer
         from torch_lie.transforms import Lift
+from torch_lie.utils import check_positive_int
 
         model = LieTransformer(4, 128, 1, lift=Lift('SE3', num_samples=4))
         for data in DataLoader(dataset, batch_size=32):
@@ -164,13 +166,8 @@ class LieTransformer(torch.nn.Module):
         if kernel not in KERNELS:
             raise ValueError(f"'kernel' must be one of {KERNELS} "
                              f"(got '{kernel}')")
-        if (isinstance(num_layers, bool) or not isinstance(num_layers, int)
-                or num_layers < 1):
-            raise ValueError(f"'num_layers' must be a positive integer "
-                             f"(got {num_layers!r})")
-        if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1:
-            raise ValueError(f"'heads' must be a positive integer "
-                             f"(got {heads!r})")
+        check_positive_int('num_layers', num_layers)
+        check_positive_int('heads', heads)
         if hidden_channels % heads != 0:
             raise ValueError(f"'hidden_channels' ({hidden_channels}) must be "
                              f"divisible by 'heads' ({heads})")
@@ -321,6 +318,15 @@ class LieTransformer(torch.nn.Module):
 
     def get_extra_state(self) -> dict:
         return {'lift': repr(self.lift)}
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + '_extra_state' not in state_dict:
+            raise ValueError(
+                f"The weights do not record their lift (saved before "
+                f"torch_lie did): if they were trained with {self.lift}, "
+                f"set state_dict['{prefix}_extra_state'] = "
+                f"{{'lift': {repr(self.lift)!r}}} and load again")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def set_extra_state(self, state: dict) -> None:
         if state.get('lift') != repr(self.lift):
