@@ -28,7 +28,7 @@ demo: install
 	$(PYTHON) examples/spring_dynamics.py --summary runs/demo/lie runs/demo/fc
 
 test:
-	$(PYTHON) -m pytest test
+	$(PYTHON) -m pytest tests
 
 lint:
 	$(PYTHON) -m ruff check .

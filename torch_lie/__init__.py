@@ -9,6 +9,6 @@ import torch_lie.testing
 import torch_lie.transforms
 import torch_lie.utils
 
-__version__ = '0.1.0'
+__version__ = '0.2.0'
 
 __all__ = ['__version__']
