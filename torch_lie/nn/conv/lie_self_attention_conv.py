@@ -64,6 +64,10 @@ class LieSelfAttentionConv(MessagePassing):
             attention weights. (default: :obj:`0.0`)
         bias (bool, optional): If set to :obj:`False`, the linear maps learn
             no bias. (default: :obj:`True`)
+        kernel_act_out (bool, optional): If set to :obj:`True`, a Swish
+            follows the location MLP's last layer too (the paper's kernel,
+            whose location logits are :math:`\mathrm{Swish}(\cdot)`).
+            (default: :obj:`False`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
@@ -79,7 +83,8 @@ class LieSelfAttentionConv(MessagePassing):
     def __init__(self, in_channels: int, out_channels: int, edge_dim: int,
                  heads: int = 1, kernel_dim: int = 16,
                  attention: str = 'softmax', combine: str = 'sum',
-                 dropout: float = 0.0, bias: bool = True, **kwargs):
+                 dropout: float = 0.0, bias: bool = True,
+                 kernel_act_out: bool = False, **kwargs):
         kwargs.setdefault('aggr', 'add')
         super().__init__(node_dim=0, **kwargs)
         check_positive_int('heads', heads)
@@ -101,6 +106,7 @@ class LieSelfAttentionConv(MessagePassing):
         self.attention = attention
         self.combine = combine
         self.dropout = dropout
+        self.kernel_act_out = kernel_act_out
 
         self.lin_query = Linear(in_channels, out_channels, bias=bias)
         self.lin_key = Linear(in_channels, out_channels, bias=bias)
@@ -253,6 +259,8 @@ class LieSelfAttentionConv(MessagePassing):
         h = F.silu(torch.baddbmm(self.kernel_hidden_bias, h,
                                  self.kernel_hidden))
         h = torch.baddbmm(self.kernel_out_bias, h, self.kernel_out)
+        if self.kernel_act_out:
+            h = F.silu(h)
         return h.squeeze(-1)
 
     def edge_update(self, query_i: Tensor, key_j: Tensor, edge_attr: Tensor,

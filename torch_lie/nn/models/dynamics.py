@@ -6,7 +6,7 @@ from torch import Tensor
 from torch.nn import Module
 from torchdiffeq import odeint
 
-from torch_lie.nn.models.lie_transformer import LieTransformer
+from torch_lie.nn.models.lie_transformer import LieTransformer, paper_config
 from torch_lie.transforms import Lift
 from torch_lie.transforms.lift import trusted_positions
 
@@ -161,6 +161,15 @@ class LiePotential(Module):
         kwargs.setdefault('final_norm', False)
         self.transformer = LieTransformer(in_channels, hidden_channels, 1,
                                           lift or Lift('T2'), **kwargs)
+
+    @classmethod
+    def paper(cls, **kwargs) -> 'LiePotential':
+        r"""The potential of the paper's spring-dynamics model (its T(2)
+        LieTransformer, 841,641 parameters), with :obj:`kwargs` overriding
+        its arguments."""
+        config = {**paper_config('springs'), **kwargs}
+        config.pop('out_channels')
+        return cls(config.pop('in_channels'), **config)
 
     def forward(self, q: Tensor, sys_params: Tensor,
                 generator: Optional[torch.Generator] = None) -> Tensor:

@@ -17,18 +17,66 @@ POOLS = ('mean', 'sum', 'max')
 KERNELS = ('auto', 'sparse', 'dense')
 
 
-class MLP(torch.nn.Sequential):
-    r"""Two linear layers with a Swish in between."""
-    def __init__(self, in_channels: int, hidden_channels: int,
-                 out_channels: int, dropout: float = 0.0):
-        super().__init__(Linear(in_channels, hidden_channels), SiLU(),
-                         torch.nn.Dropout(dropout),
-                         Linear(hidden_channels, out_channels))
 
+class _Layers(torch.nn.Sequential):
     def reset_parameters(self):
         for module in self:
             if hasattr(module, 'reset_parameters'):
                 module.reset_parameters()
+
+
+class MLP(_Layers):
+    r"""Two linear layers with a Swish in between (and after them if
+    :obj:`act_out`)."""
+    def __init__(self, in_channels: int, hidden_channels: int,
+                 out_channels: int, dropout: float = 0.0,
+                 act_out: bool = False):
+        layers = [Linear(in_channels, hidden_channels), SiLU(),
+                  torch.nn.Dropout(dropout),
+                  Linear(hidden_channels, out_channels)]
+        super().__init__(*layers, *([SiLU()] if act_out else []))
+
+
+class SwishMLP(_Layers):
+    r"""The paper's output head: Swish, Linear, Swish, Linear, Swish,
+    Linear (a Swish first, on the pooled features)."""
+    def __init__(self, in_channels: int, hidden_channels: int,
+                 out_channels: int):
+        super().__init__(SiLU(), Linear(in_channels, hidden_channels), SiLU(),
+                         Linear(hidden_channels, hidden_channels), SiLU(),
+                         Linear(hidden_channels, out_channels))
+
+
+HEADS = {'mlp': MLP, 'swish_mlp': SwishMLP}
+
+#: The original implementation's models (full size), by task: its springs
+#: configuration (the paper's Figure 3 model), its constellation
+#: configuration, and its default QM9 configuration (width 512; the QM9
+#: paper script's kernel is not available yet).
+PAPER_MODELS = {
+    'springs': dict(in_channels=2, hidden_channels=160, out_channels=1,
+                    group='T2', num_layers=5, attention='dot_product'),
+    'constellation': dict(in_channels=33, hidden_channels=512,
+                          out_channels=12, group='T2', num_layers=6,
+                          attention='softmax'),
+    'qm9': dict(in_channels=15, hidden_channels=512, out_channels=1,
+                group='SE3', num_layers=6, attention='softmax'),
+}
+#: What every model of the original has (and torch_lie's defaults not).
+PAPER_LAYOUT = dict(heads=8, kernel_dim=16, final_norm=False,
+                    kernel_act_out=True, mlp_act_out=True, head='swish_mlp')
+
+
+def paper_config(task: str) -> dict:
+    r"""The keyword arguments of :class:`LieTransformer` that build the
+    original implementation's model for :obj:`task` (:obj:`"springs"`,
+    :obj:`"constellation"` or :obj:`"qm9"`), its lift included."""
+    if task not in PAPER_MODELS:
+        raise ValueError(f"No paper model for '{task}' (expected one of "
+                         f"{tuple(PAPER_MODELS)})")
+    config = {**PAPER_MODELS[task], **PAPER_LAYOUT}
+    config['lift'] = Lift(config.pop('group'))
+    return config
 
 
 class LieTransformerBlock(torch.nn.Module):
@@ -38,14 +86,17 @@ class LieTransformerBlock(torch.nn.Module):
     \mathrm{MLP}(\mathrm{LN}(\mathbf{x}))`."""
     def __init__(self, channels: int, edge_dim: int, heads: int,
                  kernel_dim: int, attention: str, combine: str,
-                 dropout: float, mlp_ratio: float):
+                 dropout: float, mlp_ratio: float,
+                 kernel_act_out: bool = False, mlp_act_out: bool = False):
         super().__init__()
         self.norm_attn = LayerNorm(channels)
         self.attn = LieSelfAttentionConv(channels, channels, edge_dim, heads,
                                          kernel_dim, attention, combine,
-                                         dropout)
+                                         dropout,
+                                         kernel_act_out=kernel_act_out)
         self.norm_mlp = LayerNorm(channels)
-        self.mlp = MLP(channels, int(mlp_ratio * channels), channels, dropout)
+        self.mlp = MLP(channels, int(mlp_ratio * channels), channels, dropout,
+                       act_out=mlp_act_out)
 
     def reset_parameters(self):
         for module in (self.norm_attn, self.attn, self.norm_mlp, self.mlp):
@@ -138,6 +189,16 @@ from torch_lie.utils import check_positive_int
             regressing physical quantities such as potential energies,
             whose size the normalised features would otherwise have to
             rebuild in the output MLP's weights. (default: :obj:`True`)
+        kernel_act_out (bool, optional): A Swish after the location MLPs'
+            last layer (see :class:`~torch_lie.nn.LieSelfAttentionConv`), as
+            in the paper's models. (default: :obj:`False`)
+        mlp_act_out (bool, optional): A Swish after the blocks' pointwise
+            MLPs (Linear, Swish, Linear, Swish), as in the paper's models.
+            (default: :obj:`False`)
+        head (str, optional): The output MLP after pooling: :obj:`"mlp"`
+            (Linear, Swish, Linear) or :obj:`"swish_mlp"` (Swish, Linear,
+            Swish, Linear, Swish, Linear: the paper's). (default:
+            :obj:`"mlp"`)
         kernel (str, optional): :obj:`"auto"` (batched products for complete
             graphs whose padding to the largest at most doubles the pairs,
             e.g. molecules or particle systems; sparse edges otherwise),
@@ -156,13 +217,17 @@ from torch_lie.utils import check_positive_int
                  attention: str = 'softmax', combine: str = 'sum',
                  pool: str = 'mean', dropout: float = 0.0,
                  mlp_ratio: float = 1.0, final_norm: bool = True,
-                 kernel: str = 'auto'):
+                 kernel_act_out: bool = False, mlp_act_out: bool = False,
+                 head: str = 'mlp', kernel: str = 'auto'):
         super().__init__()
         if not isinstance(lift, Lift):
             raise ValueError(f"'lift' must be a Lift, e.g. Lift('SE3', "
                              f"num_samples=4) (got {lift!r})")
         if pool not in POOLS:
             raise ValueError(f"'pool' must be one of {POOLS} (got '{pool}')")
+        if head not in HEADS:
+            raise ValueError(f"'head' must be one of {tuple(HEADS)} "
+                             f"(got '{head}')")
         if kernel not in KERNELS:
             raise ValueError(f"'kernel' must be one of {KERNELS} "
                              f"(got '{kernel}')")
@@ -184,10 +249,21 @@ from torch_lie.utils import check_positive_int
         self.blocks = torch.nn.ModuleList([
             LieTransformerBlock(hidden_channels, lift.group.edge_dim, heads,
                                 kernel_dim, attention, combine, dropout,
-                                mlp_ratio) for _ in range(num_layers)
+                                mlp_ratio, kernel_act_out, mlp_act_out)
+            for _ in range(num_layers)
         ])
         self.norm = LayerNorm(hidden_channels) if final_norm else None
-        self.head = MLP(hidden_channels, hidden_channels, out_channels)
+        self.head = HEADS[head](hidden_channels, hidden_channels,
+                                out_channels)
+
+    @classmethod
+    def paper(cls, task: str, **kwargs) -> 'LieTransformer':
+        r"""The original implementation's model for :obj:`task`
+        (:obj:`"springs"`, :obj:`"constellation"` or :obj:`"qm9"`, see
+        :func:`paper_config`), with :obj:`kwargs` overriding its
+        arguments, e.g. :obj:`LieTransformer.paper("springs",
+        hidden_channels=32)`."""
+        return cls(**{**paper_config(task), **kwargs})
 
     @property
     def group(self) -> Group:
