@@ -40,6 +40,8 @@ def reference(conv, x, edge_index, edge_attr):
                 w = torch.softmax(logits, 0)
             else:
                 w = logits / len(nbrs)
+                if conv.attention == 'norm_exp':
+                    w = logits.exp() / len(nbrs)
             out[u, h] = (w[:, None] * v[edge_index[0, nbrs], h]).sum(0)
     return conv.lin_out(out.view(x.size(0), -1))
 
@@ -52,7 +54,7 @@ def random_graph(num_nodes=7, num_edges=30, edge_dim=5, dtype=torch.float64):
     return x, edge_index, edge_attr  # the last node has no neighbours
 
 
-@pytest.mark.parametrize('attention', ['softmax', 'dot_product'])
+@pytest.mark.parametrize('attention', ['softmax', 'dot_product', 'norm_exp'])
 @pytest.mark.parametrize('combine', ['sum', 'mlp', 'multiply'])
 def test_matches_reference(attention, combine):
     torch.manual_seed(0)
@@ -73,7 +75,7 @@ def test_matches_reference(attention, combine):
     torch.testing.assert_close(out[-1], conv.lin_out.bias)
 
 
-@pytest.mark.parametrize('attention', ['softmax', 'dot_product'])
+@pytest.mark.parametrize('attention', ['softmax', 'dot_product', 'norm_exp'])
 @pytest.mark.parametrize('combine', ['sum', 'mlp', 'multiply'])
 def test_complete_graphs_kernel_matches_reference(attention, combine):
     r"""With graph_size, the batched-products kernel computes the same

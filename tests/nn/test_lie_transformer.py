@@ -192,7 +192,7 @@ def test_potential_forces_are_finite_and_translation_invariant(ethanol):
     assert_equivariant(forces, pos, T(3), act_out=lambda h, y: y)
 
 
-@pytest.mark.parametrize('attention', ['softmax', 'dot_product'])
+@pytest.mark.parametrize('attention', ['softmax', 'dot_product', 'norm_exp'])
 @pytest.mark.parametrize('combine', ['sum', 'mlp', 'multiply'])
 @pytest.mark.parametrize('pool', ['mean', 'sum', 'max'])
 @pytest.mark.parametrize('name', ['T3', 'SE3', 'SO3'])

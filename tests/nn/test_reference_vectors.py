@@ -77,9 +77,11 @@ def close(actual, expected):
                                atol=1e-12)
 
 
-def test_springs_potential_field_rollout_and_gradients():
-    ref = load('springs_t2')
-    potential = LiePotential.paper(**SMALL).double()
+@pytest.mark.parametrize('name', ['springs_t2', 'springs_t2_norm_exp'])
+def test_springs_potential_field_rollout_and_gradients(name):
+    ref = load(name)
+    attention = ref['architecture']['attention_fn_effective']
+    potential = LiePotential.paper(attention=attention, **SMALL).double()
     mapping = load_original(potential.transformer, ref, 'predictor')
     inputs, outputs = ref['inputs'], ref['outputs']
     B = inputs['z0'].size(0)

@@ -11,7 +11,7 @@ from torch_geometric.utils import degree, softmax
 
 from torch_lie.utils import check_positive_int
 
-ATTENTIONS = ('softmax', 'dot_product')
+ATTENTIONS = ('softmax', 'dot_product', 'norm_exp')
 COMBINES = ('sum', 'mlp', 'multiply')
 
 
@@ -35,8 +35,9 @@ class LieSelfAttentionConv(MessagePassing):
     are combined into :math:`a_{uv,h} = a^C + a^L` (:obj:`"sum"`), :math:`a^C
     a^L` (:obj:`"multiply"`) or :math:`\mathrm{MLP}_h([a^C,
     \mathbf{e}_{uv}])` (:obj:`"mlp"`), normalised over :math:`\mathcal{N}(u)`
-    by a softmax (:obj:`"softmax"`) or by :math:`1 / |\mathcal{N}(u)|`
-    (:obj:`"dot_product"`), and
+    by a softmax (:obj:`"softmax"`), by :math:`1 / |\mathcal{N}(u)|`
+    (:obj:`"dot_product"`) or as :math:`\exp(a_{uv,h}) / |\mathcal{N}(u)|`
+    (:obj:`"norm_exp"`), and
 
     .. math::
         \mathbf{x}'_u = \mathbf{W}^O \, \Big\Vert_{h=1}^{H}
@@ -55,8 +56,9 @@ class LieSelfAttentionConv(MessagePassing):
         heads (int, optional): Number of attention heads. (default: :obj:`1`)
         kernel_dim (int, optional): Hidden size of the location MLPs.
             (default: :obj:`16`)
-        attention (str, optional): Normalisation, :obj:`"softmax"` or
-            :obj:`"dot_product"`. (default: :obj:`"softmax"`)
+        attention (str, optional): Normalisation, :obj:`"softmax"`,
+            :obj:`"dot_product"` or :obj:`"norm_exp"`.
+            (default: :obj:`"softmax"`)
         combine (str, optional): Combination of content and location,
             :obj:`"sum"`, :obj:`"mlp"` or :obj:`"multiply"`.
             (default: :obj:`"sum"`)
@@ -231,11 +233,14 @@ class LieSelfAttentionConv(MessagePassing):
             if sources is not None:  # finite: all-padding rows stay finite
                 alpha = alpha.masked_fill(~sources, torch.finfo(x.dtype).min)
             alpha = alpha.softmax(dim=-1)
-        elif sources is None:
-            alpha = alpha / M
         else:
-            count = sources.sum(-1, keepdim=True).clamp(min=1)
-            alpha = alpha.masked_fill(~sources, 0.0) / count
+            if self.attention == 'norm_exp':
+                alpha = alpha.exp()
+            if sources is None:
+                alpha = alpha / M
+            else:
+                count = sources.sum(-1, keepdim=True).clamp(min=1)
+                alpha = alpha.masked_fill(~sources, 0.0) / count
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
         out = (alpha @ value).transpose(1, 2).reshape(B, M, H * C)
         return self.lin_out(out), alpha
@@ -277,6 +282,8 @@ class LieSelfAttentionConv(MessagePassing):
         if self.attention == 'softmax':
             alpha = softmax(alpha, index, ptr, dim_size)
         else:
+            if self.attention == 'norm_exp':
+                alpha = alpha.exp()
             deg = degree(index, dim_size, dtype=alpha.dtype)
             alpha = alpha / deg.clamp(min=1)[index].unsqueeze(-1)
         return F.dropout(alpha, p=self.dropout, training=self.training)

@@ -168,11 +168,11 @@ from torch_lie.utils import check_positive_int
         heads (int, optional): Attention heads. (default: :obj:`8`)
         kernel_dim (int, optional): Hidden size of the location MLPs.
             (default: :obj:`16`)
-        attention (str, optional): :obj:`"softmax"` or
-            :obj:`"dot_product"`. Softmax attention over equal features
+        attention (str, optional): :obj:`"softmax"`, :obj:`"dot_product"`
+            or :obj:`"norm_exp"`. Softmax attention over equal features
             returns those features whatever the geometry, so inputs without
-            features need :obj:`"dot_product"` (the model refuses them
-            otherwise). (default: :obj:`"softmax"`)
+            features need another one (the model refuses them otherwise).
+            (default: :obj:`"softmax"`)
         combine (str, optional): :obj:`"sum"`, :obj:`"mlp"` or
             :obj:`"multiply"`. (default: :obj:`"sum"`)
         pool (str, optional): Invariant pooling over the lifted elements,
