@@ -17,6 +17,7 @@ GROUPS = [
     SO3(embedding='matrix'),
     SE3(embedding='matrix'),
     SE2(embedding='matrix'),
+    SE2(num_rotations=4, embedding='canonical'),
 ]
 RIGID_GROUPS = [G for G in GROUPS if isinstance(G, RigidMotionGroup)]
 SO3_LIKE = [G for G in GROUPS if isinstance(G, (SO3, SE3))]

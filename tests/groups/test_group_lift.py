@@ -33,6 +33,7 @@ LIFT_SIZE = {
     "SO3(embedding='matrix')": (1, 3),
     "SE3(embedding='matrix')": (1, 3),
     "SE2(embedding='matrix')": (1, 3),
+    "SE2(num_rotations=4, embedding='canonical')": (4, None),
 }
 
 

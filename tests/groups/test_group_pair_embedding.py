@@ -31,6 +31,7 @@ EDGE_DIM = {
     "SE2(embedding='matrix')": 6,  # 4 + 2
     'Trivial(2)': 4,
     'Trivial(3)': 6,
+    "SE2(num_rotations=4, embedding='canonical')": 3,
 }
 
 
@@ -88,7 +89,8 @@ def test_trivial_not_invariant(n, dtype):
     assert_close(e_T, v - u, scale=10)
 
 
-@pytest.mark.parametrize('G', [T(2), T(3), SO2(), SE2(num_rotations=4)],
+@pytest.mark.parametrize('G', [T(2), T(3), SO2(), SE2(num_rotations=4),
+                               SE2(num_rotations=4, embedding='canonical')],
                          ids=ids)
 def test_deterministic_lift_exactly_invariant(G, dtype, device):
     # Transform the molecule, lift again: same pair embeddings (up to the

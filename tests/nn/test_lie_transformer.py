@@ -13,7 +13,7 @@ from torch_lie.testing import assert_equivariant, assert_invariant_in_distributi
 from torch_lie.transforms import Lift
 
 ALL_GROUPS = ['T2', 'T3', 'SO2', 'SE2', 'SE2-C4', 'SO3', 'SE3', 'SO3-matrix',
-              'SE3-matrix', 'SE2-matrix']
+              'SE3-matrix', 'SE2-matrix', 'SE2-C4-canonical']
 
 
 def make_model(lift, in_channels=5, **kwargs):

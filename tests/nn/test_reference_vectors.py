@@ -10,6 +10,7 @@ from torch_geometric.data import Batch, Data
 from torch_lie.data import LiftedData
 from torch_lie.nn import LieTransformer
 from torch_lie.nn.models import HamiltonianDynamics, LiePotential, SeparableHamiltonian
+from torch_lie.transforms import Lift
 from torch_lie.transforms.lift import complete_graph
 
 DATA = Path(__file__).resolve().parents[1] / 'data' / 'reference_vectors'
@@ -20,10 +21,11 @@ def load(name):
     return torch.load(DATA / f'{name}.pt', weights_only=True)
 
 
-def parameter_map(model, prefix, num_layers, heads):
+def parameter_map(model, prefix, num_layers, heads, sign=-1.0):
     r"""Pairs (torch_lie parameter, function of the original's state dict)
-    for every parameter. The original's pairs are log(v^-1 u) = -log(u^-1
-    v): the first location layer's weights change sign."""
+    for every parameter. The original's T(2) and SE(3) pairs are
+    log(v^-1 u) = -log(u^-1 v): the first location layer's weights change
+    sign (:obj:`sign`; its SE2_canonical pairs are of u^-1 v)."""
     out = {'embedding.weight': f'{prefix}.net.0.module.weight',
            'embedding.bias': f'{prefix}.net.0.module.bias'}
     for layer in range(num_layers):
@@ -43,7 +45,7 @@ def parameter_map(model, prefix, num_layers, heads):
                 out[f'{ours}{a}.{kind}'] = f'{theirs}{b}.{kind}'
         out[ours + 'attn.kernel_in.weight'] = (
             loc.format(1) + 'weight',
-            lambda w: -w.transpose(1, 2).reshape(-1, w.size(1)))
+            lambda w: sign * w.transpose(1, 2).reshape(-1, w.size(1)))
         out[ours + 'attn.kernel_in.bias'] = (loc.format(1) + 'bias',
                                              lambda b: b.reshape(-1))
         out[ours + 'attn.kernel_hidden'] = loc.format(2) + 'weight'
@@ -59,10 +61,11 @@ def parameter_map(model, prefix, num_layers, heads):
             for k, v in out.items()}
 
 
-def load_original(model, ref, prefix, every_parameter=True):
+def load_original(model, ref, prefix, every_parameter=True, sign=-1.0):
     r"""Copies the original's weights into :obj:`model` and returns the
     map, to carry gradients over the same way."""
-    mapping = parameter_map(model, prefix, SMALL['num_layers'], SMALL['heads'])
+    mapping = parameter_map(model, prefix, SMALL['num_layers'], SMALL['heads'],
+                            sign)
     params = dict(model.named_parameters())
     if every_parameter:
         assert set(mapping) == set(params)
@@ -115,11 +118,14 @@ def test_springs_potential_field_rollout_and_gradients(name):
 
 
 @pytest.mark.parametrize('kernel', ['dense', 'sparse'])
-def test_constellation_logits(kernel):
-    ref = load('constellation_t2')
-    model = LieTransformer.paper('constellation', kernel=kernel, **SMALL)
-    model = model.double()
-    load_original(model, ref, 'encoder')
+@pytest.mark.parametrize('name,group,sign', [
+    ('constellation_t2', 'T2', -1.0),
+    ('constellation_se2c2', 'SE2-C2-canonical', 1.0)])
+def test_constellation_logits(kernel, name, group, sign):
+    ref = load(name)
+    model = LieTransformer.paper('constellation', lift=Lift(group),
+                                 kernel=kernel, **SMALL).double()
+    load_original(model, ref, 'encoder', sign=sign)
     inputs, present = ref['inputs'], ref['inputs']['presence']
     batch = Batch.from_data_list([
         Data(pos=inputs['X'][b][present[b]], x=inputs['features'][b][present[b]])

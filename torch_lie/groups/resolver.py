@@ -16,7 +16,9 @@ def group_resolver(query: str | Group,
     :obj:`"SE2"`, :obj:`"SE2-C4"` (:math:`T(2) \rtimes C_4`), :obj:`"SO3"`,
     :obj:`"SE3"`, :obj:`"Trivial2"`, :obj:`"Trivial3"`, optionally with the
     suffix :obj:`"-matrix"` for the continuous pair embedding (e.g.
-    :obj:`"SE3-matrix"`). A :class:`Group` is returned as it is.
+    :obj:`"SE3-matrix"`) or :obj:`"-canonical"` for the original
+    implementation's :math:`T(2) \rtimes C_k` embedding (e.g.
+    :obj:`"SE2-C2-canonical"`). A :class:`Group` is returned as it is.
 
     Args:
         query (str or Group): The group or its name.
@@ -38,15 +40,17 @@ def _resolve(query: str | Group) -> Group:
         raise ValueError(f"'group' must be a Group or a group name such as "
                          f"'T2', 'SO3', 'SE2-C4' or 'SE3-matrix' (got "
                          f"{query!r})")
-    m = re.fullmatch(r'(T|Trivial|SO|SE)\(?(\d)\)?(?:[-_]C(\d+))?(-matrix)?',
-                     query.strip(), flags=re.IGNORECASE)
+    m = re.fullmatch(r'(T|Trivial|SO|SE)\(?(\d)\)?(?:[-_]C(\d+))?'
+                     r'(?:-(matrix|canonical))?', query.strip(),
+                     flags=re.IGNORECASE)
     if m is None:
         raise ValueError(f"Unknown group '{query}' (expected e.g. 'T2', "
                          f"'SO3', 'SE2', 'SE2-C4', 'SE3-matrix')")
-    name, n, k, matrix = m.group(1).upper(), int(m.group(2)), m.group(3), m[4]
-    embedding = 'matrix' if matrix else 'log'
-    if matrix and name in ('T', 'TRIVIAL'):
-        raise ValueError(f"'{query}': translations have no matrix embedding")
+    name, n, k = m.group(1).upper(), int(m.group(2)), m.group(3)
+    embedding = (m[4] or 'log').lower()
+    if embedding != 'log' and name in ('T', 'TRIVIAL'):
+        raise ValueError(f"'{query}': translations have no {embedding} "
+                         f"embedding")
     if k is not None and (name, n) != ('SE', 2):
         raise ValueError(f"'{query}': only SE2 has a discrete subgroup C_k")
     if name == 'T':

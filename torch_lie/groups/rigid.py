@@ -23,10 +23,11 @@ class RigidMotionGroup(Group):
             (default: :obj:`"log"`)
     """
     has_translation: bool
+    embeddings = EMBEDDINGS
 
     def __init__(self, embedding: str = 'log'):
-        if embedding not in EMBEDDINGS:
-            raise ValueError(f"'embedding' must be one of {EMBEDDINGS} "
+        if embedding not in self.embeddings:
+            raise ValueError(f"'embedding' must be one of {self.embeddings} "
                              f"(got '{embedding}')")
         self.embedding = embedding
 

@@ -35,12 +35,17 @@ class SE2(RigidMotionGroup):
         num_rotations (int, optional): Order :math:`k` of the discrete
             rotation subgroup. (default: :obj:`None`)
         embedding (str, optional): :obj:`"log"` or :obj:`"matrix"` pair
-            embedding. (default: :obj:`"log"`)
+            embedding, or for :math:`T(2) \rtimes C_k` :obj:`"canonical"`:
+            the translation of :math:`u^{-1} v` and its rotation index
+            :math:`(r_v - r_u) \bmod k`, :math:`[R(-\theta_u)(x_v - x_u),
+            (r_v - r_u) \bmod k]` (the original implementation's
+            :obj:`SE2_canonical`). (default: :obj:`"log"`)
     """
     lie_dim = 3
     rotation_dim = 1
     space_dim = 2
     has_translation = True
+    embeddings = RigidMotionGroup.embeddings + ('canonical', )
 
     def __init__(self, num_rotations: Optional[int] = None,
                  embedding: str = 'log'):
@@ -48,6 +53,9 @@ class SE2(RigidMotionGroup):
         if num_rotations is not None and num_rotations < 1:
             raise ValueError(f"'num_rotations' must be at least 1 "
                              f"(got {num_rotations})")
+        if embedding == 'canonical' and num_rotations is None:
+            raise ValueError("The 'canonical' embedding indexes the rotations "
+                             "of T(2) x C_k: it needs 'num_rotations'")
         self.num_rotations = num_rotations
         self.deterministic = num_rotations is not None
 
@@ -69,7 +77,16 @@ class SE2(RigidMotionGroup):
         u = (V_inv @ t[..., None])[..., 0]
         return torch.cat([theta[..., None], u], dim=-1)
 
+    @property
+    def embed_dim(self) -> int:
+        return 3 if self.embedding == 'canonical' else super().embed_dim
+
     def embed(self, g: Tensor) -> Tensor:
+        if self.embedding == 'canonical':
+            step = 2 * math.pi / self.num_rotations
+            index = torch.round(so2_angle(self.rotation(g)) / step)
+            index = torch.remainder(index, self.num_rotations)
+            return torch.cat([self.translation(g), index[..., None]], dim=-1)
         if self.embedding != 'log':
             return super().embed(g)
         return self._log(so2_relative_angle(self.rotation(g)),
