@@ -18,6 +18,7 @@ GROUPS = [
     SE3(embedding='matrix'),
     SE2(embedding='matrix'),
     SE2(num_rotations=4, embedding='canonical'),
+    SE3(embedding='quaternion'),
 ]
 RIGID_GROUPS = [G for G in GROUPS if isinstance(G, RigidMotionGroup)]
 SO3_LIKE = [G for G in GROUPS if isinstance(G, (SO3, SE3))]

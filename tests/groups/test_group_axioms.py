@@ -175,7 +175,11 @@ def test_constructor_errors():
         SE2(num_rotations=0)
     for cls in (SO2, SE2, SO3, SE3):
         with pytest.raises(ValueError, match="'embedding' must be one of"):
-            cls(embedding='quaternion')
+            cls(embedding='dual_quaternion')
+    for cls in (SO2, SO3):  # the embeddings of SE(3) and T(2) x C_k only
+        for embedding in ('quaternion', 'canonical'):
+            with pytest.raises(ValueError, match="'embedding' must be one of"):
+                cls(embedding=embedding)
 
 
 def test_group_attributes():

@@ -34,6 +34,7 @@ LIFT_SIZE = {
     "SE3(embedding='matrix')": (1, 3),
     "SE2(embedding='matrix')": (1, 3),
     "SE2(num_rotations=4, embedding='canonical')": (4, None),
+    "SE3(embedding='quaternion')": (1, 3),
 }
 
 

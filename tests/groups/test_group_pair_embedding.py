@@ -32,6 +32,7 @@ EDGE_DIM = {
     'Trivial(2)': 4,
     'Trivial(3)': 6,
     "SE2(num_rotations=4, embedding='canonical')": 3,
+    "SE3(embedding='quaternion')": 7,
 }
 
 
@@ -153,7 +154,8 @@ def test_pair_embedding_values(dtype):
                          ids=ids)
 def test_embedding_at_angle_pi(G):
     # Crossing angle pi: exp((pi - d) n) and exp((pi + d) n) are 2d apart.
-    # 'matrix' embeds them 2d apart; 'log' jumps by ~2 pi (the axis flips).
+    # 'matrix' embeds them 2d apart; 'log' jumps by ~2 pi (the axis flips);
+    # 'quaternion' by 2 (the sign that keeps w >= 0 flips).
     d = 1e-4
     a1 = torch.zeros(G.lie_dim, dtype=torch.float64)
     a2 = torch.zeros(G.lie_dim, dtype=torch.float64)
@@ -171,6 +173,8 @@ def test_embedding_at_angle_pi(G):
             G.pair_embedding(e, g2, q, q)).norm().item()
     if G.embedding == 'matrix':
         assert jump < 4 * d
+    elif G.embedding == 'quaternion':  # w >= 0: q flips to -q (|q| = 1)
+        assert abs(jump - 2.0) < 1e-3
     else:
         assert jump > 6.0  # documented discontinuity of the log embedding
 

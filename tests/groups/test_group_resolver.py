@@ -43,7 +43,7 @@ def test_resolver_passes_groups_through(G):
 
 
 @pytest.mark.parametrize('query', [
-    'SO4', 'SE4', 'SO1', 'T', 'foo', '', 'SE3-quaternion', 'T2-matrix',
+    'SO4', 'SE4', 'SO1', 'T', 'foo', '', 'SO3-quaternion', 'T2-matrix',
     'Trivial3-matrix', 'SO3-C4', 'SE3-C2', 'T12', 'E3', 'SE2-C0', 'T0'
 ])
 def test_resolver_unknown(query):

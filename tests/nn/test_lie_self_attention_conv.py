@@ -11,8 +11,8 @@ from torch_lie.transforms.lift import complete_graphs
 def reference(conv, x, edge_index, edge_attr):
     r"""The layer's maths, written out node by node and head by head."""
     H, C, K = conv.heads, conv.head_dim, conv.kernel_dim
-    q = conv.lin_query(x).view(-1, H, C)
-    k = conv.lin_key(x).view(-1, H, C)
+    q = conv.lin_query(x).view(x.size(0), H, -1)
+    k = conv.lin_key(x).view(x.size(0), H, -1)
     v = conv.lin_value(x).view(-1, H, C)
     W1 = conv.kernel_in.weight.view(H, K, -1)
     b1 = conv.kernel_in.bias.view(H, K)
@@ -29,12 +29,15 @@ def reference(conv, x, edge_index, edge_attr):
                 z = W1[h] @ edge_attr[e] + b1[h]
                 if conv.combine == 'mlp':
                     z = z + content * conv.kernel_content[h]
+                if conv.combine == 'embedding':
+                    c = conv.lin_content(torch.cat([q[u, h], k[j, h]]))
+                    z = z + c @ conv.kernel_content[h]
                 z = F.silu(z) @ conv.kernel_hidden[h]
                 z = z + conv.kernel_hidden_bias[h, 0]
                 loc = F.silu(z) @ conv.kernel_out[h, :, 0]
                 loc = loc + conv.kernel_out_bias[h, 0, 0]
                 logits.append({'sum': content + loc, 'multiply': content * loc,
-                               'mlp': loc}[conv.combine])
+                               'mlp': loc, 'embedding': loc}[conv.combine])
             logits = torch.stack(logits)
             if conv.attention == 'softmax':
                 w = torch.softmax(logits, 0)
@@ -55,12 +58,14 @@ def random_graph(num_nodes=7, num_edges=30, edge_dim=5, dtype=torch.float64):
 
 
 @pytest.mark.parametrize('attention', ['softmax', 'dot_product', 'norm_exp'])
-@pytest.mark.parametrize('combine', ['sum', 'mlp', 'multiply'])
+@pytest.mark.parametrize('combine', ['sum', 'mlp', 'multiply', 'embedding'])
 def test_matches_reference(attention, combine):
     torch.manual_seed(0)
     x, edge_index, edge_attr = random_graph()
     conv = LieSelfAttentionConv(8, 12, 5, heads=3, kernel_dim=4,
-                                attention=attention, combine=combine).double()
+                                attention=attention, combine=combine,
+                                content_dim=6 if combine == 'embedding' else None,
+                                ).double()
     out, (ei, alpha) = conv(x, edge_index, edge_attr,
                             return_attention_weights=True)
     assert out.shape == (7, 12) and alpha.shape == (30, 3)
@@ -76,7 +81,7 @@ def test_matches_reference(attention, combine):
 
 
 @pytest.mark.parametrize('attention', ['softmax', 'dot_product', 'norm_exp'])
-@pytest.mark.parametrize('combine', ['sum', 'mlp', 'multiply'])
+@pytest.mark.parametrize('combine', ['sum', 'mlp', 'multiply', 'embedding'])
 def test_complete_graphs_kernel_matches_reference(attention, combine):
     r"""With graph_size, the batched-products kernel computes the same
     attention (and weights, in edge order) on complete graphs."""
@@ -85,7 +90,9 @@ def test_complete_graphs_kernel_matches_reference(attention, combine):
     edge_index = complete_graphs(3, 4)
     edge_attr = torch.randn(edge_index.size(1), 5, dtype=torch.float64)
     conv = LieSelfAttentionConv(8, 12, 5, heads=3, kernel_dim=4,
-                                attention=attention, combine=combine).double()
+                                attention=attention, combine=combine,
+                                content_dim=6 if combine == 'embedding' else None,
+                                ).double()
     out, (_, alpha) = conv(x, edge_index, edge_attr, graph_size=4,
                            return_attention_weights=True)
     ref, (_, ref_alpha) = conv(x, edge_index, edge_attr,
@@ -149,6 +156,10 @@ def test_errors():
         conv(x, edge_index, edge_attr[:3, :5])
     with pytest.raises(ValueError, match='graph_size=4'):
         conv(x, edge_index, edge_attr[:, :5], graph_size=4)
+    with pytest.raises(ValueError, match="'content_dim' goes with"):
+        LieSelfAttentionConv(8, 12, 5, combine='embedding')
+    with pytest.raises(ValueError, match="'content_dim' goes with"):
+        LieSelfAttentionConv(8, 12, 5, content_dim=4)
     for heads in (0, -1, 2.0, True):
         with pytest.raises(ValueError, match="'heads'"):
             LieSelfAttentionConv(8, 12, 5, heads=heads)

@@ -193,17 +193,20 @@ def test_potential_forces_are_finite_and_translation_invariant(ethanol):
 
 
 @pytest.mark.parametrize('attention', ['softmax', 'dot_product', 'norm_exp'])
-@pytest.mark.parametrize('combine', ['sum', 'mlp', 'multiply'])
+@pytest.mark.parametrize('combine', ['sum', 'mlp', 'multiply', 'embedding'])
 @pytest.mark.parametrize('pool', ['mean', 'sum', 'max'])
 @pytest.mark.parametrize('name', ['T3', 'SE3', 'SO3'])
 @pytest.mark.parametrize('sizes', [(5, 5, 5), (5, 3, 4)])
 def test_dense_and_sparse_kernels_agree(attention, combine, pool, name, sizes):
     r"""On complete graphs, of equal sizes or padded, both kernels give the
     same outputs and the same first and second derivatives in the
-    positions."""
+    positions (with the paper's pointwise head for the content-embedding
+    kernel)."""
     lift = Lift(name, 1 if name == 'T3' else 2)
+    paper = dict(content_dim=3, head='pointwise', kernel_act_out=True)
     model = make_model(lift, attention=attention, combine=combine, pool=pool,
-                       final_norm=pool != 'max')
+                       final_norm=pool != 'max',
+                       **(paper if combine == 'embedding' else {}))
     torch.manual_seed(3)
     pos = torch.randn(sum(sizes), 3, dtype=torch.float64, requires_grad=True)
     x = torch.randn(sum(sizes), 5, dtype=torch.float64)

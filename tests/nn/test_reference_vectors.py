@@ -8,6 +8,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from torch_lie.data import LiftedData
+from torch_lie.groups.rotations import quaternion_to_matrix
 from torch_lie.nn import LieTransformer
 from torch_lie.nn.models import HamiltonianDynamics, LiePotential, SeparableHamiltonian
 from torch_lie.transforms import Lift
@@ -176,9 +177,10 @@ def test_qm9_prediction_from_saved_and_own_pairs(kernel):
 def test_paper_presets_full_size():
     r"""The full-size presets have the original's parameter counts."""
     assert sum(p.numel() for p in LiePotential.paper().parameters()) == 841_641
-    for task in ('constellation', 'qm9'):
+    for task, millions in (('constellation', 10.0), ('qm9', 10.0),
+                           ('qm9_paper', 55.5)):
         count = sum(p.numel() for p in LieTransformer.paper(task).parameters())
-        assert round(count / 1e6, 1) == 10.0
+        assert round(count / 1e6, 1) == millions
     with pytest.raises(ValueError, match="No paper model for 'qm10'"):
         LieTransformer.paper('qm10')
 
@@ -198,3 +200,93 @@ def test_without_the_paper_layout_the_outputs_differ(change):
     logits = model(batch).view(-1, 4, 3)
     assert not torch.allclose(logits, ref['outputs']['logits'], atol=1e-6)
 
+
+
+def qm9_paper_parameter_map(e=8):
+    r"""The original QM9 paper model's parameters ('2232' kernel, 'lieconv'
+    head) onto torch_lie's :obj:`combine="embedding"` and
+    :obj:`head="pointwise"`."""
+    out = {'embedding.weight': ('predictor.net.0.module.weight', None),
+           'embedding.bias': ('predictor.net.0.module.bias', None),
+           'head.1.weight': ('predictor.net.3.linear.module.weight', None),
+           'head.1.bias': ('predictor.net.3.linear.module.bias', None)}
+    for layer in range(SMALL['num_layers']):
+        ours, theirs = f'blocks.{layer}.', f'predictor.net.{layer + 1}.'
+        feat = theirs + 'ema.kernel.feature_featurisation.'
+        mlp = theirs + ('ema.kernel.location_feature_combination.1.'
+                        'LinNormAct_{}.linear.module.')
+        names = {'norm_attn': theirs + 'ln_ema', 'norm_mlp': theirs + 'ln_mlp',
+                 'attn.lin_query': feat + 'fc_k',  # on the query, see README
+                 'attn.lin_key': feat + 'fc_q', 'attn.lin_content': feat + 'fc_o',
+                 'attn.lin_value': theirs + 'ema.input_linear',
+                 'attn.lin_out': theirs + 'ema.output_linear',
+                 'mlp.0': theirs + 'mlp.LinNormAct_1.linear.module',
+                 'mlp.3': theirs + 'mlp.LinNormAct_2.linear.module'}
+        for a, b in names.items():
+            for kind in ('weight', 'bias'):
+                out[f'{ours}{a}.{kind}'] = (f'{b}.{kind}', None)
+        # First logit layer: [content embedding (e), pair (7)] inputs.
+        out[ours + 'attn.kernel_content'] = (mlp.format(1) + 'weight',
+                                             lambda w: w[:, :e])
+        out[ours + 'attn.kernel_in.weight'] = (
+            mlp.format(1) + 'weight',
+            lambda w: w[:, e:].transpose(1, 2).reshape(-1, w.size(1) - e))
+        out[ours + 'attn.kernel_in.bias'] = (mlp.format(1) + 'bias',
+                                             lambda b: b.reshape(-1))
+        out[ours + 'attn.kernel_hidden'] = (mlp.format(2) + 'weight', None)
+        out[ours + 'attn.kernel_hidden_bias'] = (mlp.format(2) + 'bias',
+                                                 lambda b: b[:, None])
+        out[ours + 'attn.kernel_out'] = (mlp.format(3) + 'weight', None)
+        out[ours + 'attn.kernel_out_bias'] = (mlp.format(3) + 'bias',
+                                              lambda b: b[:, None])
+    return out
+
+
+def test_qm9_paper_kernel_and_head_with_its_neighbourhoods():
+    r"""The QM9 paper script's network (kernel '2232': a content embedding
+    and the pair through per-head MLPs, dot-product normalisation; the
+    per-element 'lieconv' head) on the original's saved lifts and its
+    per-layer random neighbourhoods, run block by block."""
+    ref = load('qm9_paper')
+    model = LieTransformer.paper('qm9_paper', **SMALL).double()
+    params = dict(model.named_parameters())
+    mapping = qm9_paper_parameter_map()
+    assert set(mapping) == set(params)
+    with torch.no_grad():
+        for name, (theirs, fn) in mapping.items():
+            value = ref['state_dict'][theirs]
+            params[name].copy_(value if fn is None else fn(value))
+
+    lift, inter = ref['lift'], ref['intermediates']
+    mask, pairs = lift['lifted_mask'], lift['pairs']
+    B, M = mask.shape
+    index = torch.full((B, M), -1, dtype=torch.long)
+    index[mask] = torch.arange(int(mask.sum()))
+    batch = torch.arange(B)[:, None].expand(B, M)[mask]
+    x = model.embedding(lift['lifted_features'][mask])
+    close(x, inter['embedding'][mask])
+    for layer, block in enumerate(model.blocks):
+        nbhd = inter['nbhd_idx'][layer]  # [B, M, 25] keys of each query
+        b = torch.arange(B)[:, None, None].expand_as(nbhd)
+        i = torch.arange(M)[None, :, None].expand_as(nbhd)
+        keep = mask[b, i] & mask[b, nbhd]  # padded keys are masked out
+        edge_index = torch.stack([index[b, nbhd][keep], index[b, i][keep]])
+        x = block(x, edge_index, pairs[b, i, nbhd][keep])
+        close(x, inter['block_outputs'][layer][mask])
+    out = model._readout(x, batch, B)
+    close(out.view(-1), ref['outputs']['prediction'])
+
+    # torch_lie's quaternion embedding of the saved elements: the
+    # original's pairs are of v^-1 u (query u, key v), with the sign of
+    # the quaternion left as the lifts' product made it.
+    g = model.group.from_parts(
+        quaternion_to_matrix(lift['lifted_rotation_quaternion']),
+        lift['lifted_translation'])
+    u, v = g[:, :, None], g[:, None, :]
+    own = model.group.pair_embedding(v.expand(B, M, M, 4, 4),
+                                     u.expand(B, M, M, 4, 4))
+    sign = torch.where(pairs[..., :1] < 0, -1.0, 1.0).to(pairs)
+    valid = mask[:, :, None] & mask[:, None, :]
+    torch.testing.assert_close(own[valid], (pairs * torch.cat(
+        [sign.expand(B, M, M, 4), torch.ones(B, M, M, 3, dtype=pairs.dtype)],
+        -1))[valid], rtol=0, atol=1e-12)

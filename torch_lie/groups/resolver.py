@@ -18,7 +18,9 @@ def group_resolver(query: str | Group,
     suffix :obj:`"-matrix"` for the continuous pair embedding (e.g.
     :obj:`"SE3-matrix"`) or :obj:`"-canonical"` for the original
     implementation's :math:`T(2) \rtimes C_k` embedding (e.g.
-    :obj:`"SE2-C2-canonical"`). A :class:`Group` is returned as it is.
+    :obj:`"SE2-C2-canonical"`) or :obj:`"-quaternion"` for
+    :math:`SE(3)`'s quaternion embedding (:obj:`"SE3-quaternion"`). A
+    :class:`Group` is returned as it is.
 
     Args:
         query (str or Group): The group or its name.
@@ -41,7 +43,7 @@ def _resolve(query: str | Group) -> Group:
                          f"'T2', 'SO3', 'SE2-C4' or 'SE3-matrix' (got "
                          f"{query!r})")
     m = re.fullmatch(r'(T|Trivial|SO|SE)\(?(\d)\)?(?:[-_]C(\d+))?'
-                     r'(?:-(matrix|canonical))?', query.strip(),
+                     r'(?:-(matrix|canonical|quaternion))?', query.strip(),
                      flags=re.IGNORECASE)
     if m is None:
         raise ValueError(f"Unknown group '{query}' (expected e.g. 'T2', "

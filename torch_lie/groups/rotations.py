@@ -146,3 +146,27 @@ def random_so3_to(direction: Tensor,
     b2 = b2 / safe_norm(b2, keepdim=True)
     b3 = torch.linalg.cross(direction, b2, dim=-1)
     return torch.stack([direction, b2, b3], dim=-1)
+
+
+def so3_quaternion(R: Tensor) -> Tensor:
+    r"""Unit quaternions :math:`(w, x, y, z)` with :math:`w \geq 0` of
+    rotation matrices :obj:`[..., 3, 3]`, :obj:`[..., 4]`. Each is computed
+    from its largest component (Shepperd's method), so values and gradients
+    stay finite, also at the identity."""
+    m = R.flatten(-2)
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m.unbind(-1)
+    t = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22,
+                     1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
+    rows = torch.stack([
+        torch.stack([t[..., 0], m21 - m12, m02 - m20, m10 - m01], -1),
+        torch.stack([m21 - m12, t[..., 1], m10 + m01, m02 + m20], -1),
+        torch.stack([m02 - m20, m10 + m01, t[..., 2], m21 + m12], -1),
+        torch.stack([m10 - m01, m02 + m20, m21 + m12, t[..., 3]], -1),
+    ], -2)  # row k is 4 q_k q
+    # Clamped so that the rows not chosen stay finite (and their zero
+    # gradients too).
+    scale = 2 * t.clamp(min=torch.finfo(R.dtype).eps).sqrt()
+    best = t.argmax(-1, keepdim=True)
+    q = (rows / scale[..., None]).gather(
+        -2, best[..., None].expand(*best.shape, 4)).squeeze(-2)
+    return torch.where(q[..., :1] < 0, -q, q)

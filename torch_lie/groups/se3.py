@@ -10,7 +10,13 @@ from torch_lie.groups._taylor import (
     theta_minus_sin_over_cube,
 )
 from torch_lie.groups.rigid import RigidMotionGroup
-from torch_lie.groups.rotations import hat, random_so3, so3_exp, so3_log
+from torch_lie.groups.rotations import (
+    hat,
+    random_so3,
+    so3_exp,
+    so3_log,
+    so3_quaternion,
+)
 
 
 class SE3(RigidMotionGroup):
@@ -23,14 +29,27 @@ class SE3(RigidMotionGroup):
 
     Args:
         embedding (str, optional): :obj:`"log"` (6 coordinates,
-            discontinuous at rotation angle :math:`\pi`) or :obj:`"matrix"`
+            discontinuous at rotation angle :math:`\pi`), :obj:`"matrix"`
             (the 9 rotation entries and 3 translation entries, continuous)
-            pair embedding. (default: :obj:`"log"`)
+            or :obj:`"quaternion"` (the rotation's unit quaternion with
+            :math:`w \geq 0` and the translation, 7 coordinates, as the
+            paper's QM9 model) pair embedding. (default: :obj:`"log"`)
     """
     lie_dim = 6
     rotation_dim = 3
     space_dim = 3
     has_translation = True
+    embeddings = RigidMotionGroup.embeddings + ('quaternion', )
+
+    @property
+    def embed_dim(self) -> int:
+        return 7 if self.embedding == 'quaternion' else super().embed_dim
+
+    def embed(self, g: Tensor) -> Tensor:
+        if self.embedding != 'quaternion':
+            return super().embed(g)
+        return torch.cat([so3_quaternion(self.rotation(g)),
+                          self.translation(g)], dim=-1)
 
     def exp(self, a: Tensor) -> Tensor:
         omega, u = a[..., :3], a[..., 3:]

@@ -12,7 +12,7 @@ from torch_geometric.utils import degree, softmax
 from torch_lie.utils import check_positive_int
 
 ATTENTIONS = ('softmax', 'dot_product', 'norm_exp')
-COMBINES = ('sum', 'mlp', 'multiply')
+COMBINES = ('sum', 'mlp', 'multiply', 'embedding')
 
 
 class LieSelfAttentionConv(MessagePassing):
@@ -34,7 +34,11 @@ class LieSelfAttentionConv(MessagePassing):
     \to \mathrm{kernel\_dim} \to \mathrm{kernel\_dim} \to 1` (Swish). They
     are combined into :math:`a_{uv,h} = a^C + a^L` (:obj:`"sum"`), :math:`a^C
     a^L` (:obj:`"multiply"`) or :math:`\mathrm{MLP}_h([a^C,
-    \mathbf{e}_{uv}])` (:obj:`"mlp"`), normalised over :math:`\mathcal{N}(u)`
+    \mathbf{e}_{uv}])` (:obj:`"mlp"`), or :math:`\mathrm{MLP}_h([\mathbf{c}_{uv,h},
+    \mathbf{e}_{uv}])` with a content embedding :math:`\mathbf{c}_{uv,h} =
+    \mathbf{W}^C [\mathbf{W}^Q_h \mathbf{x}_u, \mathbf{W}^K_h \mathbf{x}_v]`
+    instead of :math:`a^C` (:obj:`"embedding"`, the paper's QM9 kernel),
+    normalised over :math:`\mathcal{N}(u)`
     by a softmax (:obj:`"softmax"`), by :math:`1 / |\mathcal{N}(u)|`
     (:obj:`"dot_product"`) or as :math:`\exp(a_{uv,h}) / |\mathcal{N}(u)|`
     (:obj:`"norm_exp"`), and
@@ -66,6 +70,10 @@ class LieSelfAttentionConv(MessagePassing):
             attention weights. (default: :obj:`0.0`)
         bias (bool, optional): If set to :obj:`False`, the linear maps learn
             no bias. (default: :obj:`True`)
+        content_dim (int, optional): Size :math:`e` of the per-head content
+            embedding of :obj:`combine="embedding"` (then
+            :math:`\mathbf{W}^Q, \mathbf{W}^K` map to :obj:`heads * e`).
+            (default: :obj:`None`)
         kernel_act_out (bool, optional): If set to :obj:`True`, a Swish
             follows the location MLP's last layer too (the paper's kernel,
             whose location logits are :math:`\mathrm{Swish}(\cdot)`).
@@ -86,6 +94,7 @@ class LieSelfAttentionConv(MessagePassing):
                  heads: int = 1, kernel_dim: int = 16,
                  attention: str = 'softmax', combine: str = 'sum',
                  dropout: float = 0.0, bias: bool = True,
+                 content_dim: Optional[int] = None,
                  kernel_act_out: bool = False, **kwargs):
         kwargs.setdefault('aggr', 'add')
         super().__init__(node_dim=0, **kwargs)
@@ -99,6 +108,11 @@ class LieSelfAttentionConv(MessagePassing):
         if combine not in COMBINES:
             raise ValueError(f"'combine' must be one of {COMBINES} "
                              f"(got '{combine}')")
+        if (combine == 'embedding') != (content_dim is not None):
+            raise ValueError("'content_dim' goes with combine='embedding' "
+                             "(and is needed there)")
+        if content_dim is not None:
+            check_positive_int('content_dim', content_dim)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.edge_dim = edge_dim
@@ -108,18 +122,28 @@ class LieSelfAttentionConv(MessagePassing):
         self.attention = attention
         self.combine = combine
         self.dropout = dropout
+        self.content_dim = content_dim
         self.kernel_act_out = kernel_act_out
 
-        self.lin_query = Linear(in_channels, out_channels, bias=bias)
-        self.lin_key = Linear(in_channels, out_channels, bias=bias)
+        qk_channels = out_channels if content_dim is None else heads * content_dim
+        self.lin_query = Linear(in_channels, qk_channels, bias=bias)
+        self.lin_key = Linear(in_channels, qk_channels, bias=bias)
         self.lin_value = Linear(in_channels, out_channels, bias=bias)
         self.lin_out = Linear(out_channels, out_channels, bias=bias)
 
         # The per-head location MLPs as grouped weights: the first layer is
         # one matmul shared by all heads, the others are batched over heads.
         self.kernel_in = Linear(edge_dim, heads * kernel_dim)
-        self.kernel_content = (Parameter(torch.empty(heads, kernel_dim))
-                               if combine == 'mlp' else None)
+        # The first layer's weights of the content input: a scalar per head
+        # ('mlp'), or the content embedding ('embedding', whose shared map
+        # W^C is lin_content).
+        self.kernel_content = self.lin_content = None
+        if combine == 'mlp':
+            self.kernel_content = Parameter(torch.empty(heads, kernel_dim))
+        if combine == 'embedding':
+            self.lin_content = Linear(2 * content_dim, content_dim)
+            self.kernel_content = Parameter(torch.empty(heads, content_dim,
+                                                        kernel_dim))
         self.kernel_hidden = Parameter(torch.empty(heads, kernel_dim,
                                                    kernel_dim))
         self.kernel_hidden_bias = Parameter(torch.empty(heads, 1, kernel_dim))
@@ -131,8 +155,9 @@ class LieSelfAttentionConv(MessagePassing):
     def reset_parameters(self):
         super().reset_parameters()
         for lin in (self.lin_query, self.lin_key, self.lin_value,
-                    self.lin_out):
-            lin.reset_parameters()
+                    self.lin_out, self.lin_content):
+            if lin is not None:
+                lin.reset_parameters()
         # He initialisation of the location MLPs: with PyTorch's default
         # (variance 1 / (3 fan_in)) each Swish layer shrinks the signal, and
         # the location logits start nearly constant in the pair embedding.
@@ -140,7 +165,8 @@ class LieSelfAttentionConv(MessagePassing):
                    (self.kernel_hidden, self.kernel_dim),
                    (self.kernel_out, self.kernel_dim)]
         if self.kernel_content is not None:
-            weights.append((self.kernel_content, self.edge_dim + 1))
+            weights.append((self.kernel_content,
+                            self.edge_dim + (self.content_dim or 1)))
         for weight, fan_in in weights:
             bound = math.sqrt(6 / fan_in)
             torch.nn.init.uniform_(weight, -bound, bound)
@@ -193,8 +219,11 @@ class LieSelfAttentionConv(MessagePassing):
             alpha = alpha.permute(0, 2, 3, 1).reshape(-1, self.heads)
         else:
             H, C = self.heads, self.head_dim
-            query = self.lin_query(x).view(-1, H, C)
-            key = self.lin_key(x).view(-1, H, C)
+            if self.combine == 'embedding':  # per-element terms, [N, H, K]
+                query, key = self._content_terms(x)
+            else:
+                query = self.lin_query(x).view(-1, H, C)
+                key = self.lin_key(x).view(-1, H, C)
             value = self.lin_value(x).view(-1, H, C)
             alpha = self.edge_updater(edge_index, query=query, key=key,
                                       edge_attr=edge_attr)
@@ -213,17 +242,25 @@ class LieSelfAttentionConv(MessagePassing):
         (target, source) and valid elements :obj:`mask [B, M]`; returns the
         output :obj:`[B, M, F_out]` and the weights :obj:`[B, H, M, M]`."""
         (B, M, _), H, C = x.shape, self.heads, self.head_dim
-        query = self.lin_query(x).view(B, M, H, C).transpose(1, 2)
-        key = self.lin_key(x).view(B, M, H, C).transpose(1, 2)
         value = self.lin_value(x).view(B, M, H, C).transpose(1, 2)
-
-        content = (query @ key.transpose(-1, -2)) / math.sqrt(C)
         pair_attr = pair_attr.reshape(-1, self.edge_dim)
-        if self.combine == 'mlp':
-            content = content.transpose(0, 1).reshape(H, -1)
-            alpha = self.location_kernel(pair_attr, content)
+        if self.combine == 'embedding':
+            u, v = self._content_terms(x.reshape(B * M, -1))
+            u = u.view(B, M, H, -1).permute(2, 0, 1, 3)[:, :, :, None]
+            v = v.view(B, M, H, -1).permute(2, 0, 1, 3)[:, :, None]
+            hidden = (u + v).reshape(H, B * M * M, -1)
+            alpha = self.location_kernel(pair_attr, hidden)
             alpha = alpha.view(H, B, M, M).transpose(0, 1)
         else:
+            query = self.lin_query(x).view(B, M, H, C).transpose(1, 2)
+            key = self.lin_key(x).view(B, M, H, C).transpose(1, 2)
+            content = (query @ key.transpose(-1, -2)) / math.sqrt(C)
+        if self.combine == 'mlp':
+            content = content.transpose(0, 1).reshape(H, -1)
+            alpha = self.location_kernel(pair_attr,
+                                         self._scalar_content(content))
+            alpha = alpha.view(H, B, M, M).transpose(0, 1)
+        elif self.combine != 'embedding':
             location = self.location_kernel(pair_attr)
             location = location.view(H, B, M, M).transpose(0, 1)
             alpha = (content + location if self.combine == 'sum'
@@ -245,12 +282,29 @@ class LieSelfAttentionConv(MessagePassing):
         out = (alpha @ value).transpose(1, 2).reshape(B, M, H * C)
         return self.lin_out(out), alpha
 
+    def _scalar_content(self, content: Tensor) -> Tensor:
+        # combine='mlp': the content logits' term [H, E, K] in the first
+        # location layer.
+        return content.unsqueeze(-1) * self.kernel_content[:, None]
+
+    def _content_terms(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        # combine='embedding': W^C [a, b] + bias is linear, and so is the
+        # first location layer, so its content term is a sum of a target
+        # and a source term computed per element, [N, H, K] each.
+        H, e = self.heads, self.content_dim
+        W = self.lin_content.weight
+        a = self.lin_query(x).view(-1, H, e) @ W[:, :e].t()
+        b = self.lin_key(x).view(-1, H, e) @ W[:, e:].t()
+        bias = self.lin_content.bias @ self.kernel_content  # [H, K]
+        u = torch.einsum('nhf,hfk->nhk', a, self.kernel_content) + bias
+        return u, torch.einsum('nhf,hfk->nhk', b, self.kernel_content)
+
     def location_kernel(self, edge_attr: Tensor,
-                        content: Optional[Tensor] = None) -> Tensor:
+                        hidden: Optional[Tensor] = None) -> Tensor:
         r"""Per-head location MLPs of the pair embeddings :obj:`[E, D]`
-        (with the content logits :obj:`[H, E]` as an extra input for
-        :obj:`combine="mlp"`), returning logits :obj:`[H, E]`, heads
-        first."""
+        (with a content term :obj:`[H, E, kernel_dim]` added to the first
+        layer for :obj:`combine="mlp"` and :obj:`"embedding"`), returning
+        logits :obj:`[H, E]`, heads first."""
         # Heads first, [H, E, K], and contiguous throughout: per-pair tensors
         # in transposed layouts made the Swish backward and the copies cost
         # twice as much.
@@ -258,8 +312,8 @@ class LieSelfAttentionConv(MessagePassing):
         weight = self.kernel_in.weight.view(H, K, -1).transpose(1, 2)
         h = torch.baddbmm(self.kernel_in.bias.view(H, 1, K),
                           edge_attr.expand(H, -1, -1), weight)
-        if content is not None:
-            h = h + content.unsqueeze(-1) * self.kernel_content[:, None]
+        if hidden is not None:
+            h = h + hidden
         h = F.silu(h)
         h = F.silu(torch.baddbmm(self.kernel_hidden_bias, h,
                                  self.kernel_hidden))
@@ -271,14 +325,23 @@ class LieSelfAttentionConv(MessagePassing):
     def edge_update(self, query_i: Tensor, key_j: Tensor, edge_attr: Tensor,
                     index: Tensor, ptr: Optional[Tensor],
                     dim_size: Optional[int]) -> Tensor:
+        if self.combine == 'embedding':  # the per-element terms
+            hidden = (query_i + key_j).transpose(0, 1)
+            return self._normalise(
+                self.location_kernel(edge_attr, hidden).t(), index, ptr,
+                dim_size)
         content = (query_i * key_j).sum(dim=-1) / math.sqrt(self.head_dim)
         if self.combine == 'mlp':
-            alpha = self.location_kernel(edge_attr, content.t()).t()
+            alpha = self.location_kernel(
+                edge_attr, self._scalar_content(content.t())).t()
         elif self.combine == 'sum':
             alpha = content + self.location_kernel(edge_attr).t()
         else:
             alpha = content * self.location_kernel(edge_attr).t()
+        return self._normalise(alpha, index, ptr, dim_size)
 
+    def _normalise(self, alpha: Tensor, index: Tensor, ptr: Optional[Tensor],
+                   dim_size: Optional[int]) -> Tensor:
         if self.attention == 'softmax':
             alpha = softmax(alpha, index, ptr, dim_size)
         else:

@@ -47,12 +47,21 @@ class SwishMLP(_Layers):
                          Linear(hidden_channels, out_channels))
 
 
-HEADS = {'mlp': MLP, 'swish_mlp': SwishMLP}
+class Pointwise(_Layers):
+    r"""The paper's per-element head (:obj:`"pointwise"`): Swish and a
+    Linear on every element, pooled afterwards."""
+    def __init__(self, in_channels: int, hidden_channels: int,
+                 out_channels: int):
+        super().__init__(SiLU(), Linear(in_channels, out_channels))
+
+
+HEADS = {'mlp': MLP, 'swish_mlp': SwishMLP, 'pointwise': Pointwise}
 
 #: The original implementation's models (full size), by task: its springs
 #: configuration (the paper's Figure 3 model), its constellation
-#: configuration, and its default QM9 configuration (width 512; the QM9
-#: paper script's kernel is not available yet).
+#: configuration, its default QM9 configuration (width 512) and its QM9
+#: paper script. The paper script draws 25 of the 50 nearest elements as
+#: each layer's neighbourhoods; the preset attends to all (full attention).
 PAPER_MODELS = {
     'springs': dict(in_channels=2, hidden_channels=160, out_channels=1,
                     group='T2', num_layers=5, attention='dot_product'),
@@ -61,6 +70,10 @@ PAPER_MODELS = {
                           attention='softmax'),
     'qm9': dict(in_channels=15, hidden_channels=512, out_channels=1,
                 group='SE3', num_layers=6, attention='softmax'),
+    'qm9_paper': dict(in_channels=15, hidden_channels=1504, out_channels=1,
+                      group='SE3-quaternion', num_samples=4, num_layers=6,
+                      attention='dot_product', kernel_dim=6,
+                      combine='embedding', content_dim=8, head='pointwise'),
 }
 #: What every model of the original has (and torch_lie's defaults not).
 PAPER_LAYOUT = dict(heads=8, kernel_dim=16, final_norm=False,
@@ -70,12 +83,13 @@ PAPER_LAYOUT = dict(heads=8, kernel_dim=16, final_norm=False,
 def paper_config(task: str) -> dict:
     r"""The keyword arguments of :class:`LieTransformer` that build the
     original implementation's model for :obj:`task` (:obj:`"springs"`,
-    :obj:`"constellation"` or :obj:`"qm9"`), its lift included."""
+    :obj:`"constellation"`, :obj:`"qm9"` or :obj:`"qm9_paper"`), its lift
+    included."""
     if task not in PAPER_MODELS:
         raise ValueError(f"No paper model for '{task}' (expected one of "
                          f"{tuple(PAPER_MODELS)})")
-    config = {**PAPER_MODELS[task], **PAPER_LAYOUT}
-    config['lift'] = Lift(config.pop('group'))
+    config = {**PAPER_LAYOUT, **PAPER_MODELS[task]}
+    config['lift'] = Lift(config.pop('group'), config.pop('num_samples', 1))
     return config
 
 
@@ -87,12 +101,13 @@ class LieTransformerBlock(torch.nn.Module):
     def __init__(self, channels: int, edge_dim: int, heads: int,
                  kernel_dim: int, attention: str, combine: str,
                  dropout: float, mlp_ratio: float,
-                 kernel_act_out: bool = False, mlp_act_out: bool = False):
+                 kernel_act_out: bool = False, mlp_act_out: bool = False,
+                 content_dim: Optional[int] = None):
         super().__init__()
         self.norm_attn = LayerNorm(channels)
         self.attn = LieSelfAttentionConv(channels, channels, edge_dim, heads,
                                          kernel_dim, attention, combine,
-                                         dropout,
+                                         dropout, content_dim=content_dim,
                                          kernel_act_out=kernel_act_out)
         self.norm_mlp = LayerNorm(channels)
         self.mlp = MLP(channels, int(mlp_ratio * channels), channels, dropout,
@@ -197,8 +212,13 @@ from torch_lie.utils import check_positive_int
             (default: :obj:`False`)
         head (str, optional): The output MLP after pooling: :obj:`"mlp"`
             (Linear, Swish, Linear) or :obj:`"swish_mlp"` (Swish, Linear,
-            Swish, Linear, Swish, Linear: the paper's). (default:
-            :obj:`"mlp"`)
+            Swish, Linear, Swish, Linear: the paper's); or
+            :obj:`"pointwise"`, Swish and a Linear on every element before
+            pooling (the paper's QM9 head). (default: :obj:`"mlp"`)
+        content_dim (int, optional): The per-head content embedding size
+            of :obj:`combine="embedding"` (see
+            :class:`~torch_lie.nn.LieSelfAttentionConv`).
+            (default: :obj:`None`)
         kernel (str, optional): :obj:`"auto"` (batched products for complete
             graphs whose padding to the largest at most doubles the pairs,
             e.g. molecules or particle systems; sparse edges otherwise),
@@ -218,7 +238,8 @@ from torch_lie.utils import check_positive_int
                  pool: str = 'mean', dropout: float = 0.0,
                  mlp_ratio: float = 1.0, final_norm: bool = True,
                  kernel_act_out: bool = False, mlp_act_out: bool = False,
-                 head: str = 'mlp', kernel: str = 'auto'):
+                 head: str = 'mlp', content_dim: Optional[int] = None,
+                 kernel: str = 'auto'):
         super().__init__()
         if not isinstance(lift, Lift):
             raise ValueError(f"'lift' must be a Lift, e.g. Lift('SE3', "
@@ -249,7 +270,8 @@ from torch_lie.utils import check_positive_int
         self.blocks = torch.nn.ModuleList([
             LieTransformerBlock(hidden_channels, lift.group.edge_dim, heads,
                                 kernel_dim, attention, combine, dropout,
-                                mlp_ratio, kernel_act_out, mlp_act_out)
+                                mlp_ratio, kernel_act_out, mlp_act_out,
+                                content_dim)
             for _ in range(num_layers)
         ])
         self.norm = LayerNorm(hidden_channels) if final_norm else None
@@ -259,8 +281,9 @@ from torch_lie.utils import check_positive_int
     @classmethod
     def paper(cls, task: str, **kwargs) -> 'LieTransformer':
         r"""The original implementation's model for :obj:`task`
-        (:obj:`"springs"`, :obj:`"constellation"` or :obj:`"qm9"`, see
-        :func:`paper_config`), with :obj:`kwargs` overriding its
+        (:obj:`"springs"`, :obj:`"constellation"`, :obj:`"qm9"` or
+        :obj:`"qm9_paper"`, see :func:`paper_config`), with :obj:`kwargs`
+        overriding its
         arguments, e.g. :obj:`LieTransformer.paper("springs",
         hidden_channels=32)`."""
         return cls(**{**paper_config(task), **kwargs})
@@ -308,23 +331,32 @@ from torch_lie.utils import check_positive_int
         if layout is None:
             for block in self.blocks:
                 x = block(x, data.edge_index, data.edge_attr)
-            return self.head(self._pool(x, data.batch, data.num_graphs))
+            return self._readout(x, data.batch, data.num_graphs)
         x, pair_attr, mask = self._to_dense(x, data, *layout)
         for block in self.blocks:
             x = block._dense_forward(x, pair_attr, mask)
-        return self.head(self._dense_pool(x, mask))
+        return self._dense_readout(x, mask)
 
-    def _pool(self, x: Tensor, batch: Optional[Tensor],
-              num_graphs: int) -> Tensor:
+    def _readout(self, x: Tensor, batch: Optional[Tensor],
+                 num_graphs: int) -> Tensor:
         if self.norm is not None:
             x = self.norm(x)
+        pointwise = isinstance(self.head, Pointwise)
+        if pointwise:
+            x = self.head(x)
         if batch is None:
             batch = x.new_zeros(x.size(0), dtype=torch.long)
-        return scatter(x, batch, dim=0, dim_size=num_graphs, reduce=self.pool)
+        x = scatter(x, batch, dim=0, dim_size=num_graphs, reduce=self.pool)
+        return x if pointwise else self.head(x)
 
-    def _dense_pool(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
+    def _dense_readout(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
         if self.norm is not None:
             x = self.norm(x)
+        if isinstance(self.head, Pointwise):
+            return self._dense_pool(self.head(x), mask)
+        return self.head(self._dense_pool(x, mask))
+
+    def _dense_pool(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
         if mask is None:
             return {'mean': x.mean, 'sum': x.sum, 'max': x.amax}[self.pool](1)
         valid = mask[..., None]
