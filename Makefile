@@ -13,7 +13,7 @@ install:
 	$(PIP) install -q -e '.[test,plot]'
 	# Optional compiled accelerators, prebuilt for CPython 3.11 + torch 2.13.0;
 	# torch_lie falls back to pure torch when they are absent or do not load.
-	-[ -d $(WHEELS) ] && $(PIP) install -q --no-deps $(WHEELS)/*.whl
+	@if [ -d $(WHEELS) ]; then $(PIP) install -q --no-deps $(WHEELS)/*.whl; fi
 
 # A short version of the spring dynamics experiment (a few minutes on 2 CPU
 # cores): 100 training systems, a small T(2) LieTransformer and the FC
@@ -33,8 +33,9 @@ test:
 lint:
 	$(PYTHON) -m ruff check .
 
-# The whole benchmark suite (results in benchmarks/results/); the peer
+# The whole benchmark suite (results in runs/benchmarks/; add
+# BENCH_ARGS=--update-results to rewrite benchmarks/results/); the peer
 # package without its dependencies, which would replace the CPU torch.
 bench:
 	$(PIP) install -q --no-deps lie-transformer-pytorch einops
-	$(PYTHON) -m benchmarks
+	$(PYTHON) -m benchmarks $(BENCH_ARGS)

@@ -1,7 +1,9 @@
 r"""Runs the whole benchmark suite, each benchmark in a fresh process, and
 lists the results files. Options (``--quick``, ``--device``, ``--repeats``,
-``--threads``, ``--out``) are passed to every benchmark; ``--only`` picks
-some of them.
+``--threads``, ``--out``, ``--update-results``) are passed to every
+benchmark; ``--only`` picks some of them. Results go to ``runs/benchmarks/``
+unless ``--update-results`` writes them to the committed
+``benchmarks/results/``.
 
     python -m benchmarks [--quick] [--device cuda] [--only layer models]
 """

@@ -28,6 +28,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 RESULTS = os.path.join(os.path.dirname(__file__), 'results')
+#: Where runs write unless told to update the committed results.
+SCRATCH = os.path.join('runs', 'benchmarks')
 QM9_ELEMENTS = ('H', 'C', 'N', 'O', 'F')
 QM9_MEAN_ATOMS = 18.0  # QM9's mean number of atoms, hydrogens included
 
@@ -44,12 +46,18 @@ def parser(description: str) -> argparse.ArgumentParser:
                    help='timed repeats of each implementation')
     p.add_argument('--threads', type=int, default=None,
                    help='torch threads (default: torch\'s choice)')
-    p.add_argument('--out', default=RESULTS, help='results directory')
+    p.add_argument('--out', default=SCRATCH,
+                   help='results directory (a scratch folder: the committed '
+                   'results change only with --update-results)')
+    p.add_argument('--update-results', action='store_true',
+                   help=f'write to the committed results, {RESULTS}')
     return p
 
 
 def setup(args: argparse.Namespace) -> torch.device:
     r"""Applies :obj:`--threads`, checks :obj:`--device` and seeds."""
+    if args.update_results:
+        args.out = RESULTS
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
