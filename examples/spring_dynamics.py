@@ -53,7 +53,7 @@ from torch_lie.nn.models.dynamics import (
     HamiltonianDynamics,
     LiePotential,
     MLPDynamics,
-    MLPHamiltonian,
+    MLPPotential,
     SeparableHamiltonian,
 )
 from torch_lie.transforms import Lift
@@ -61,7 +61,7 @@ from torch_lie.utils import atomic_save
 
 #: Default width and depth per model (LieTransformer: the paper's spring
 #: configuration; FC / HFC: the LieConv baselines).
-DEFAULTS = {'lie': (160, 5), 'fc': (256, 4), 'hfc': (256, 4)}
+DEFAULTS = {'lie': (160, 5), 'fc': (256, 5), 'hfc': (256, 5)}
 CHECKPOINT = 'checkpoint.pt'
 BEST = 'best.pt'
 
@@ -80,7 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add('--hidden', type=int, default=None,
         help='width (default: 160 for lie, 256 for fc/hfc)')
     add('--layers', type=int, default=None,
-        help='LieTransformer blocks / MLP layers (default: 5 / 4)')
+        help='LieTransformer blocks / MLP linear layers (default: 5 / 5)')
     add('--heads', type=int, default=8)
     add('--kernel-dim', type=int, default=16)
     add('--attention', choices=('dot_product', 'softmax'),
@@ -190,8 +190,8 @@ def build_model(args, num_particles: int = 6) -> torch.nn.Module:
         return HamiltonianDynamics(SeparableHamiltonian(potential),
                                    compile=args.compile)
     if args.model == 'hfc':
-        return HamiltonianDynamics(
-            MLPHamiltonian(num_particles, 2, 2, args.hidden, args.layers),
+        return HamiltonianDynamics(SeparableHamiltonian(
+            MLPPotential(num_particles, 2, 2, args.hidden, args.layers)),
             compile=args.compile)
     return MLPDynamics(num_particles, 2, 2, args.hidden, args.layers)
 

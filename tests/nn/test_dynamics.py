@@ -11,7 +11,7 @@ from torch_lie.nn.models import (
     HamiltonianDynamics,
     LiePotential,
     MLPDynamics,
-    MLPHamiltonian,
+    MLPPotential,
     SeparableHamiltonian,
 )
 from torch_lie.testing import assert_equivariant
@@ -169,12 +169,35 @@ def test_rollout_shapes(model):
     dynamics = {
         'lie': lambda: HamiltonianDynamics(SeparableHamiltonian(small_potential())),
         'fc': lambda: MLPDynamics(6, 2, 2, hidden_channels=32),
-        'hfc': lambda: HamiltonianDynamics(MLPHamiltonian(6, 2, 2, 32)),
+        'hfc': lambda: HamiltonianDynamics(SeparableHamiltonian(
+            MLPPotential(6, 2, 2, 32))),
     }[model]().double()
     ts = torch.linspace(0, 0.05, 6, dtype=torch.float64)
     traj = dynamics.rollout(z, ts, sys_params)
     assert traj.shape == (4, 6, 2, 6, 2)
     assert torch.equal(traj[:, 0], z)
+
+
+def test_baselines_are_the_originals_and_translation_invariant():
+    r"""FC and HFC as the original implementation's: their parameter
+    counts, and centred positions make them invariant to translations
+    (the potential) and equivariant (the vector field, which does not
+    move)."""
+    fc = MLPDynamics(6, 2, 2).double()
+    potential = MLPPotential(6, 2, 2).double()
+    assert sum(p.numel() for p in fc.parameters()) == 213_016
+    assert sum(p.numel() for p in potential.parameters()) == 204_033
+    z, sys_params = springs()
+    shift = torch.tensor([3.0, -1.5], dtype=torch.float64)
+    moved = z.clone()
+    moved[:, 0] += shift
+    torch.testing.assert_close(fc(moved, sys_params), fc(z, sys_params))
+    torch.testing.assert_close(potential(moved[:, 0], sys_params),
+                               potential(z[:, 0], sys_params))
+    rotated = z.clone()  # negative control: not rotation invariant
+    rotated[:, 0] = z[:, 0].flip(-1)
+    assert not torch.allclose(potential(rotated[:, 0], sys_params),
+                              potential(z[:, 0], sys_params))
 
 
 def test_rollout_errors():

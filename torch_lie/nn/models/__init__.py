@@ -4,7 +4,7 @@ from torch_lie.nn.models.dynamics import (
     HamiltonianDynamics,
     LiePotential,
     MLPDynamics,
-    MLPHamiltonian,
+    MLPPotential,
     SeparableHamiltonian,
 )
 from torch_lie.nn.models.lie_transformer import LieTransformer, LieTransformerBlock
@@ -17,5 +17,5 @@ __all__ = [
     'SeparableHamiltonian',
     'LiePotential',
     'MLPDynamics',
-    'MLPHamiltonian',
+    'MLPPotential',
 ]

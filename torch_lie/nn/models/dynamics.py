@@ -187,39 +187,53 @@ def _mlp(in_channels: int, hidden_channels: int, out_channels: int,
     return torch.nn.Sequential(*layers, torch.nn.Linear(width, out_channels))
 
 
+def _centred(q: Tensor) -> Tensor:
+    # Positions relative to their mean: the baselines are then invariant to
+    # translations, as the original's are.
+    return q - q.mean(dim=1, keepdim=True)
+
+
 class MLPDynamics(Dynamics):
-    r"""The non-invariant "FC" baseline: an MLP vector field of the
-    flattened state and system parameters.
+    r"""The non-invariant "FC" baseline, as the original implementation's:
+    an MLP vector field of the centred positions, the momenta and the
+    system parameters, :math:`[q - \bar{q}, p, s]` flattened (213,016
+    parameters for 6 particles in 2D with the defaults).
 
     Args:
         num_particles (int): Particles per system.
         dim (int): Space dimension.
         num_params (int): System parameters per particle.
         hidden_channels (int, optional): Width. (default: :obj:`256`)
-        num_layers (int, optional): Linear layers. (default: :obj:`4`)
+        num_layers (int, optional): Linear layers (one more than hidden
+            layers). (default: :obj:`5`)
     """
     def __init__(self, num_particles: int, dim: int, num_params: int,
-                 hidden_channels: int = 256, num_layers: int = 4):
+                 hidden_channels: int = 256, num_layers: int = 5):
         super().__init__()
         size = 2 * num_particles * dim
         self.mlp = _mlp(size + num_particles * num_params, hidden_channels,
                         size, num_layers)
 
     def forward(self, z: Tensor, sys_params: Tensor) -> Tensor:
-        inputs = torch.cat([z.flatten(1), sys_params.flatten(1)], dim=1)
+        inputs = torch.cat([_centred(z[:, 0]).flatten(1), z[:, 1].flatten(1),
+                            sys_params.flatten(1)], dim=1)
         return self.mlp(inputs).view_as(z)
 
 
-class MLPHamiltonian(Module):
-    r"""The non-invariant "HFC" baseline's Hamiltonian: an MLP of the
-    flattened state and system parameters (use with
-    :class:`HamiltonianDynamics`). Arguments as for :class:`MLPDynamics`."""
+class MLPPotential(Module):
+    r"""The "HFC" baseline's potential, as the original implementation's:
+    an MLP of the centred positions and the system parameters,
+    :math:`V(q - \bar{q}, s)` (204,033 parameters for 6 particles in 2D
+    with the defaults). With :class:`SeparableHamiltonian` (the known
+    kinetic term) and :class:`HamiltonianDynamics` it is the HFC model.
+    Arguments as for :class:`MLPDynamics`."""
     def __init__(self, num_particles: int, dim: int, num_params: int,
-                 hidden_channels: int = 256, num_layers: int = 4):
+                 hidden_channels: int = 256, num_layers: int = 5):
         super().__init__()
-        size = 2 * num_particles * dim + num_particles * num_params
+        size = num_particles * (dim + num_params)
         self.mlp = _mlp(size, hidden_channels, 1, num_layers)
 
-    def forward(self, z: Tensor, sys_params: Tensor) -> Tensor:
-        inputs = torch.cat([z.flatten(1), sys_params.flatten(1)], dim=1)
+    def forward(self, q: Tensor, sys_params: Tensor) -> Tensor:
+        inputs = torch.cat([_centred(q).flatten(1), sys_params.flatten(1)],
+                           dim=1)
         return self.mlp(inputs).view(-1)
