@@ -349,3 +349,18 @@ def test_lifted_data_loads_safely(tmp_path, ethanol):
     assert type(loaded) is type(lifted)
     assert torch.equal(loaded.edge_attr, lifted.edge_attr)
     assert loaded.lift == lifted.lift
+
+
+@pytest.mark.parametrize('name,k', [('SO2', 1), ('SO3', 2)])
+def test_unchecked_non_finite_points_stay_non_finite(name, k):
+    r"""Where the check is off (compiled callers that validated their
+    inputs), a NaN point lifts to NaN elements and q, never to a finite
+    element (the origin's identity with q = 0); the origin still does."""
+    from torch_lie.transforms.lift import trusted_positions
+    n = 3 if name == 'SO3' else 2
+    pos = torch.tensor([[float('nan')] * n, [0.0] * n, [1.0] * n])
+    with trusted_positions():
+        lifted = Lift(name, k).lift(pos)
+    assert lifted.g[:k].isnan().all() and lifted.q[:k].isnan().all()
+    assert torch.isfinite(lifted.g[k:]).all()
+    assert torch.equal(lifted.q[k:2 * k], torch.zeros(k, 1))

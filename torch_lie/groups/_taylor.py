@@ -71,7 +71,8 @@ def se3_inverse_jacobian_coeff(theta: Tensor) -> Tensor:
 
 
 def safe_norm(v: Tensor, dim: int = -1, keepdim: bool = False) -> Tensor:
-    r"""Euclidean norm whose gradient at the zero vector is zero, not NaN."""
+    r"""Euclidean norm whose gradient at the zero vector is zero, not NaN
+    (a NaN vector keeps a NaN norm)."""
     sq = (v * v).sum(dim=dim, keepdim=keepdim)
     pos = sq > 0
-    return torch.where(pos, torch.where(pos, sq, 1.0).sqrt(), 0.0)
+    return torch.where(pos, torch.where(pos, sq, 1.0).sqrt(), sq * 0.0)
