@@ -118,6 +118,14 @@ def test_springs_potential_field_rollout_and_gradients(name):
                                    rtol=0, atol=1e-9)
 
 
+def constellations(ref):
+    r"""The saved constellations' present corners as a PyG batch."""
+    inputs, present = ref['inputs'], ref['inputs']['presence']
+    return Batch.from_data_list([
+        Data(pos=inputs['X'][b][present[b]], x=inputs['features'][b][present[b]])
+        for b in range(present.size(0))])
+
+
 @pytest.mark.parametrize('kernel', ['dense', 'sparse'])
 @pytest.mark.parametrize('name,group,sign', [
     ('constellation_t2', 'T2', -1.0),
@@ -127,14 +135,11 @@ def test_constellation_logits(kernel, name, group, sign):
     model = LieTransformer.paper('constellation', lift=Lift(group),
                                  kernel=kernel, **SMALL).double()
     load_original(model, ref, 'encoder', sign=sign)
-    inputs, present = ref['inputs'], ref['inputs']['presence']
-    batch = Batch.from_data_list([
-        Data(pos=inputs['X'][b][present[b]], x=inputs['features'][b][present[b]])
-        for b in range(present.size(0))])
+    batch = constellations(ref)
     logits = model(batch).view(-1, 4, 3)
     close(logits, ref['outputs']['logits'])
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 3),
-                                             inputs['target'].reshape(-1).long())
+    target = ref['inputs']['target'].reshape(-1).long()
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 3), target)
     close(loss, ref['outputs']['loss'])
 
 
@@ -193,10 +198,7 @@ def test_without_the_paper_layout_the_outputs_differ(change):
     ref = load('constellation_t2')
     model = LieTransformer.paper('constellation', **SMALL, **change).double()
     load_original(model, ref, 'encoder', every_parameter=False)
-    inputs, present = ref['inputs'], ref['inputs']['presence']
-    batch = Batch.from_data_list([
-        Data(pos=inputs['X'][b][present[b]], x=inputs['features'][b][present[b]])
-        for b in range(present.size(0))])
+    batch = constellations(ref)
     logits = model(batch).view(-1, 4, 3)
     assert not torch.allclose(logits, ref['outputs']['logits'], atol=1e-6)
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
-from torch_lie.utils import atomic_save
+from torch_lie.utils import atomic_save, check_choice
 
 __all__ = [
     'CONSTELLATION_SHAPES',
@@ -304,15 +304,9 @@ class Constellation(InMemoryDataset):
                  pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None,
                  force_reload: bool = False, log: bool = True):
-        if split not in self.splits:
-            raise ValueError(f"'split' must be one of {self.splits} "
-                             f"(got {split!r})")
-        if variant not in self.variants:
-            raise ValueError(f"'variant' must be one of {self.variants} "
-                             f"(got {variant!r})")
-        if features not in self.feature_types:
-            raise ValueError(f"'features' must be one of "
-                             f"{self.feature_types} (got {features!r})")
+        check_choice('split', split, self.splits)
+        check_choice('variant', variant, self.variants)
+        check_choice('features', features, self.feature_types)
         if num_samples is None:
             num_samples = self.default_num_samples[split]
         if (isinstance(num_samples, bool) or not isinstance(num_samples, int)

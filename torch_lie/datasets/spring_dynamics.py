@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from torch_lie.utils import atomic_save
+from torch_lie.utils import atomic_save, check_choice
 
 __all__ = [
     'SpringDynamics',
@@ -352,9 +352,7 @@ class SpringDynamics(Dataset):
         log: bool = True,
     ):
         super().__init__()
-        if split not in self.splits:
-            raise ValueError(f"'split' must be one of {self.splits} "
-                             f"(got {split!r})")
+        check_choice('split', split, self.splits)
         if num_systems is None or isinstance(num_systems, Mapping):
             counts = dict(self.default_num_systems)
             if num_systems is not None:

@@ -5,6 +5,7 @@ from torch import Tensor
 
 from torch_lie.groups._taylor import safe_norm
 from torch_lie.groups.group import Group
+from torch_lie.utils.checks import check_choice
 
 EMBEDDINGS = ('log', 'matrix')
 
@@ -26,9 +27,7 @@ class RigidMotionGroup(Group):
     embeddings = EMBEDDINGS
 
     def __init__(self, embedding: str = 'log'):
-        if embedding not in self.embeddings:
-            raise ValueError(f"'embedding' must be one of {self.embeddings} "
-                             f"(got '{embedding}')")
+        check_choice('embedding', embedding, self.embeddings)
         self.embedding = embedding
 
     # ------------------------------------------------------------------

@@ -16,6 +16,8 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from torch_lie.utils.checks import check_choice
+
 __all__ = ['radius_graph']
 
 _BACKENDS = ('auto', 'torch', 'cluster', 'brute')
@@ -575,9 +577,7 @@ def radius_graph(
 
     :rtype: :class:`torch.Tensor`
     """
-    if backend not in _BACKENDS:
-        raise ValueError(f"'backend' must be one of {_BACKENDS} "
-                         f"(got {backend!r})")
+    check_choice('backend', backend, _BACKENDS)
     if not isinstance(pos, Tensor) or pos.dim() != 2:
         shape = tuple(pos.shape) if isinstance(pos, Tensor) else type(pos)
         raise ValueError(f"'pos' must be a 2-D tensor of shape [N, D] "

@@ -9,7 +9,7 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import degree, softmax
 
-from torch_lie.utils import check_positive_int
+from torch_lie.utils import check_choice, check_positive_int
 
 ATTENTIONS = ('softmax', 'dot_product', 'norm_exp')
 COMBINES = ('sum', 'mlp', 'multiply', 'embedding')
@@ -102,12 +102,8 @@ class LieSelfAttentionConv(MessagePassing):
         if out_channels % heads != 0:
             raise ValueError(f"'out_channels' ({out_channels}) must be "
                              f"divisible by 'heads' ({heads})")
-        if attention not in ATTENTIONS:
-            raise ValueError(f"'attention' must be one of {ATTENTIONS} "
-                             f"(got '{attention}')")
-        if combine not in COMBINES:
-            raise ValueError(f"'combine' must be one of {COMBINES} "
-                             f"(got '{combine}')")
+        check_choice('attention', attention, ATTENTIONS)
+        check_choice('combine', combine, COMBINES)
         if (combine == 'embedding') != (content_dim is not None):
             raise ValueError("'content_dim' goes with combine='embedding' "
                              "(and is needed there)")

@@ -11,7 +11,7 @@ from torch_lie.data import LiftedData
 from torch_lie.groups import Group
 from torch_lie.nn.conv import LieSelfAttentionConv
 from torch_lie.transforms import Lift
-from torch_lie.utils import check_positive_int
+from torch_lie.utils import check_choice, check_positive_int
 
 POOLS = ('mean', 'sum', 'max')
 KERNELS = ('auto', 'sparse', 'dense')
@@ -151,7 +151,7 @@ class LieTransformer(torch.nn.Module):
         from torch_geometric.loader import DataLoader
         from torch_lie.nn import LieTransformer
         from torch_lie.transforms import Lift
-from torch_lie.utils import check_positive_int
+from torch_lie.utils import check_choice, check_positive_int
 
         model = LieTransformer(4, 128, 1, lift=Lift('SE3', num_samples=4))
         for data in DataLoader(dataset, batch_size=32):
@@ -244,14 +244,9 @@ from torch_lie.utils import check_positive_int
         if not isinstance(lift, Lift):
             raise ValueError(f"'lift' must be a Lift, e.g. Lift('SE3', "
                              f"num_samples=4) (got {lift!r})")
-        if pool not in POOLS:
-            raise ValueError(f"'pool' must be one of {POOLS} (got '{pool}')")
-        if head not in HEADS:
-            raise ValueError(f"'head' must be one of {tuple(HEADS)} "
-                             f"(got '{head}')")
-        if kernel not in KERNELS:
-            raise ValueError(f"'kernel' must be one of {KERNELS} "
-                             f"(got '{kernel}')")
+        check_choice('pool', pool, POOLS)
+        check_choice('head', head, HEADS)
+        check_choice('kernel', kernel, KERNELS)
         check_positive_int('num_layers', num_layers)
         check_positive_int('heads', heads)
         if hidden_channels % heads != 0:
