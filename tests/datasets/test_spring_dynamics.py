@@ -315,6 +315,30 @@ def test_chunks(train10, chunk_len, num_chunks):
         ds[len(ds)]
 
 
+@pytest.mark.parametrize('states,num_chunks', [(5, 100), (100, 5)])
+def test_the_papers_non_overlapping_chunks_of_states(train10, states,
+                                                      num_chunks):
+    r"""The paper's protocol: each trajectory cut into chunks of `states`
+    states that do not overlap, one drawn per system."""
+    ds = make(train10.root, chunk_len=states - 1, chunk_stride=states,
+              num_systems=10)
+    assert ds.num_chunks == num_chunks and len(ds) == 10 * num_chunks
+    for chunk in (0, 1, num_chunks - 1):
+        item = ds[chunk]
+        assert item.z.size(0) == states
+        assert torch.equal(item.z, train10.trajectories[
+            0, chunk * states:(chunk + 1) * states])
+    one = make(train10.root, chunk_len=states - 1, chunk_stride=states,
+               chunks_per_system=1, num_systems=10)
+    assert len(one) == 10
+    assert not (one.chunk_index[:, 1] == one.chunk_index[0, 1]).all()
+    # The default stride keeps the existing (shared-boundary) chunks.
+    default = make(train10.root, chunks_per_system=3, num_systems=10)
+    same = make(train10.root, chunks_per_system=3, chunk_stride=5,
+                num_systems=10)
+    assert torch.equal(default.chunk_index, same.chunk_index)
+
+
 def test_dataloader_batches(train10):
     loader = DataLoader(train10, batch_size=16)
     batch = next(iter(loader))

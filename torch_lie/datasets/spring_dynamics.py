@@ -229,10 +229,11 @@ class SpringDynamics(Dataset):
     closed-form :func:`spring_vector_field`.
 
     **Items.** Every trajectory is cut into
-    :math:`C = \lfloor (T - 1) / L \rfloor` consecutive chunks of
+    :math:`C = \lfloor (T - 1 - L) / s \rfloor + 1` chunks of
     :math:`L` = :obj:`chunk_len` steps, chunk :math:`c` holding the
-    :math:`L + 1` states at times :math:`t_{cL}, \ldots, t_{cL + L}`
-    (neighbouring chunks share their boundary state; the last
+    :math:`L + 1` states at times :math:`t_{cs}, \ldots, t_{cs + L}`
+    with the stride :math:`s` = :obj:`chunk_stride` (by default :math:`L`:
+    neighbouring chunks share their boundary state, and the last
     :math:`(T - 1) \bmod L` steps are unused).  With :obj:`chunk_len=5`
     there are 99 chunks per system, with :obj:`chunk_len=100` four.  An item
     is a :class:`SpringSample` :obj:`(z0, ts, sys_params, z)` with
@@ -305,6 +306,12 @@ class SpringDynamics(Dataset):
             seed derived from it. (default: :obj:`0`)
         num_particles (int, optional): Number of particles :obj:`N`.
             (default: :obj:`6`)
+        chunk_stride (int, optional): Steps between the starts of
+            consecutive chunks; :obj:`None` is :obj:`chunk_len` (chunks share
+            their boundary states). The paper's protocol cuts each
+            trajectory into non-overlapping chunks of :math:`S` *states*:
+            :obj:`chunk_len=S - 1, chunk_stride=S, chunks_per_system=1`
+            (100 chunks of 5 states, or 5 of 100). (default: :obj:`None`)
         chunks_per_system (int, optional): If set, keeps only this many
             chunks of every system, chosen at random without replacement
             (seeded by :obj:`seed`, :obj:`split` and :obj:`chunk_len`, and
@@ -346,6 +353,7 @@ class SpringDynamics(Dataset):
         seed: int = 0,
         num_particles: int = 6,
         chunks_per_system: Optional[int] = None,
+        chunk_stride: Optional[int] = None,
         substeps: int = 1,
         dtype: torch.dtype = torch.float64,
         force_reload: bool = False,
@@ -371,7 +379,8 @@ class SpringDynamics(Dataset):
         substeps = _check_int('substeps', substeps, 1)
         chunk_len = _check_int('chunk_len', chunk_len, 1,
                                self.num_steps - 1)
-        num_chunks = (self.num_steps - 1) // chunk_len
+        chunk_stride = _check_int('chunk_stride', chunk_stride or chunk_len, 1)
+        num_chunks = (self.num_steps - 1 - chunk_len) // chunk_stride + 1
         if chunks_per_system is not None:
             chunks_per_system = _check_int('chunks_per_system',
                                            chunks_per_system, 1, num_chunks)
@@ -393,6 +402,7 @@ class SpringDynamics(Dataset):
         self.num_particles = num_particles
         self.substeps = substeps
         self.chunk_len = chunk_len
+        self.chunk_stride = chunk_stride
         self.num_chunks = num_chunks  #: Chunks :math:`C` per trajectory.
         self.chunks_per_system = chunks_per_system
         self.log = log
@@ -415,8 +425,9 @@ class SpringDynamics(Dataset):
         if chunks_per_system is not None:
             # One row of scores per system, drawn for the whole split so that
             # the selection of a system does not depend on n_train.
+            stride = [] if chunk_stride == chunk_len else [chunk_stride]
             gen = torch.Generator().manual_seed(
-                _derived_seed(seed, split, 'chunks', chunk_len))
+                _derived_seed(seed, split, 'chunks', chunk_len, *stride))
             scores = torch.rand(num, num_chunks, generator=gen)
             chunks = scores.argsort(dim=1)[:, :chunks_per_system]
             chunks = chunks.sort(dim=1).values
@@ -474,7 +485,7 @@ class SpringDynamics(Dataset):
             raise IndexError(f'index {idx} is out of range for a data set '
                              f'of {size} items')
         system, chunk = self.chunk_index[idx].tolist()
-        start = chunk * self.chunk_len
+        start = chunk * self.chunk_stride
         z = self.trajectories[system, start:start + self.chunk_len + 1]
         z = z.clone()
         return SpringSample(z[0], self._chunk_ts, self.sys_params[system], z)
