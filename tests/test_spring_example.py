@@ -28,12 +28,12 @@ def tiny(data_root, out, *extra):
     ]
 
 
-def check_outputs(metrics, out):
+def check_outputs(metrics, out, long_states=100):
     for key in ('test_mse_5', 'test_mse_100', 'energy_drift_100',
                 'best_val_mse', 'true_energy_drift_100'):
         assert math.isfinite(metrics[key]) and metrics[key] >= 0, key
     assert metrics['parameters'] > 0
-    assert len(metrics['rollout_mse_per_step']) == 101
+    assert len(metrics['rollout_mse_per_step']) == long_states
     for path in metrics['plots'].values():
         assert Path(path).is_file() and Path(path).stat().st_size > 0
         assert Path(path).parent == Path(out)
@@ -54,6 +54,21 @@ def test_train_and_evaluate(example, data_root, tmp_path, model):
     assert metrics['resumed_from_epoch'] is None
     assert metrics['model'] == ('LieTransformer-T2'
                                 if model == 'lie' else 'FC')
+
+
+def test_protocols(example, data_root, tmp_path):
+    r"""The paper's chunks of 5 and 100 states, or this example's earlier
+    ones of 5 and 100 steps; a run of one refuses to resume as the other."""
+    paper = example.main(tiny(data_root, tmp_path / 'p', '--model', 'fc',
+                              '--epochs', '1'))
+    assert paper['args']['protocol'] == 'paper'
+    shared = example.main(tiny(data_root, tmp_path / 's', '--model', 'fc',
+                               '--epochs', '1', '--protocol', 'shared'))
+    check_outputs(shared, tmp_path / 's', long_states=101)
+    with pytest.raises(ValueError, match='protocol'):
+        example.main(tiny(data_root, tmp_path / 'p', '--model', 'fc',
+                          '--epochs', '2', '--protocol', 'shared',
+                          '--resume'))
 
 
 def test_resume_with_more_epochs(example, data_root, tmp_path, capsys):
