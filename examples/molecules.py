@@ -31,6 +31,7 @@ import argparse
 import copy
 import math
 import os
+import sys
 import time
 
 import matplotlib
@@ -49,6 +50,7 @@ from torch_lie.testing import (
     assert_invariant_in_distribution,
 )
 from torch_lie.transforms import Lift
+from torch_lie.utils import check_device
 
 #: Elements of the one-hot features (all those in G2).
 ELEMENTS = ['H', 'Li', 'Be', 'B', 'C', 'N', 'O', 'F', 'Na', 'Al', 'Si', 'P',
@@ -236,6 +238,7 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     r"""Runs the example; returns its metrics."""
     args = parse_args(argv)
+    check_device(args.device)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
@@ -301,4 +304,7 @@ def run(args) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except ValueError as e:  # bad arguments: the message says what to do
+        sys.exit(f'error: {e}')

@@ -97,7 +97,7 @@ from torch_lie.io.ase import atoms_to_data, read_molecule
 from torch_lie.nn import LieTransformer
 from torch_lie.transforms import Lift
 from torch_lie.transforms.random_rotation import RandomRotation
-from torch_lie.utils import atomic_save
+from torch_lie.utils import atomic_save, check_device
 from torch_lie.utils.distributed import DistributedContext, init_distributed
 
 #: Test MAE of the paper (Table 2), in the units of
@@ -595,8 +595,11 @@ def main(argv=None):
     first argument, prediction (returns one result per file)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == 'predict':
-        return predict(parse_predict_args(argv[1:]))
+        args = parse_predict_args(argv[1:])
+        check_device(args.device)
+        return predict(args)
     args = parse_train_args(argv)
+    check_device(args.device)
     # Joins the process group when launched by torchrun.
     with init_distributed(args.device) as ctx:
         return train(args, ctx)

@@ -61,7 +61,7 @@ from torch_lie.nn.models.dynamics import (
     SeparableHamiltonian,
 )
 from torch_lie.transforms import Lift
-from torch_lie.utils import atomic_save
+from torch_lie.utils import atomic_save, check_device
 
 #: Default width and depth per model (LieTransformer: the paper's spring
 #: configuration; FC / HFC: the LieConv baselines).
@@ -139,6 +139,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def check_args(args: argparse.Namespace):
+    check_device(args.device)
     positive = ['num_samples', 'hidden', 'layers', 'heads', 'kernel_dim',
                 'n_train', 'chunks_per_system', 'train_systems', 'n_val',
                 'n_test', 'epochs', 'batch_size', 'eval_batch_size',
@@ -562,4 +563,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except ValueError as e:  # bad arguments: the message says what to do
+        sys.exit(f'error: {e}')

@@ -169,3 +169,9 @@ def test_resume_with_another_recipe(example, data_root, tmp_path):
 def test_resume_without_checkpoint(example, data_root, tmp_path):
     with pytest.raises(FileNotFoundError, match='no checkpoint'):
         example.main(tiny(data_root, tmp_path, '--model', 'fc', '--resume'))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a CPU-only torch')
+def test_cuda_without_cuda_is_a_clear_error(example, data_root, tmp_path):
+    with pytest.raises(ValueError, match="Device 'cuda'.*CPU build"):
+        example.main(tiny(data_root, tmp_path, '--device', 'cuda'))

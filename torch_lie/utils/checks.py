@@ -1,4 +1,6 @@
-from typing import Any, Iterable
+from typing import Any, Iterable, Union
+
+import torch
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -18,3 +20,20 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     if value not in choices:
         raise ValueError(f"'{name}' must be one of {choices} (got {value!r})")
     return value
+
+
+def check_device(device: Union[str, torch.device]) -> torch.device:
+    r"""Returns :obj:`device` as a :class:`torch.device` if this torch can
+    use it, and raises a :class:`ValueError` that says why not and what to
+    do otherwise (e.g. :obj:`"cuda"` on a CPU build)."""
+    try:
+        device = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"Unknown device {device!r} ({e})") from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        why = ('this torch is a CPU build' if torch.version.cuda is None
+               else 'no CUDA device is visible')
+        raise ValueError(f"Device {str(device)!r} asked for, but {why}: use "
+                         f"the CPU, or install torch for your CUDA version "
+                         f"(https://pytorch.org)")
+    return device
