@@ -88,7 +88,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='LieTransformer blocks / MLP linear layers (default: 5 / 5)')
     add('--heads', type=int, default=8)
     add('--kernel-dim', type=int, default=16)
-    add('--attention', choices=('dot_product', 'softmax'),
+    add('--paper-layout', action='store_true',
+        help="the original's layout (Swish after the location MLPs and the "
+        "block MLPs, its output head; LiePotential.paper)")
+    add('--attention', choices=('dot_product', 'softmax', 'norm_exp'),
         default='dot_product')
     add('--n-train', type=int, default=3000,
         help='training systems (the first n of the training split)')
@@ -200,11 +203,12 @@ def load_data(args):
 
 def build_model(args, num_particles: int = 6) -> torch.nn.Module:
     if args.model == 'lie':
-        potential = LiePotential(2, lift=Lift(args.group, args.num_samples),
-                                 hidden_channels=args.hidden,
-                                 num_layers=args.layers, heads=args.heads,
-                                 kernel_dim=args.kernel_dim,
-                                 attention=args.attention)
+        sizes = dict(lift=Lift(args.group, args.num_samples),
+                     hidden_channels=args.hidden, num_layers=args.layers,
+                     heads=args.heads, kernel_dim=args.kernel_dim,
+                     attention=args.attention)
+        potential = (LiePotential.paper(**sizes) if args.paper_layout
+                     else LiePotential(2, **sizes))
         return HamiltonianDynamics(SeparableHamiltonian(potential),
                                    compile=args.compile)
     if args.model == 'hfc':
@@ -380,7 +384,8 @@ def recipe(args) -> dict:
             'train_systems', 'n_val', 'batch_size', 'lr', 'warmup', 'seed',
             'data_seed']
     if args.model == 'lie':
-        keys += ['group', 'num_samples', 'heads', 'kernel_dim', 'attention']
+        keys += ['group', 'num_samples', 'heads', 'kernel_dim', 'attention',
+                 'paper_layout']
     return {key: getattr(args, key, None) for key in keys}
 
 

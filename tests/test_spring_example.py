@@ -175,3 +175,14 @@ def test_resume_without_checkpoint(example, data_root, tmp_path):
 def test_cuda_without_cuda_is_a_clear_error(example, data_root, tmp_path):
     with pytest.raises(ValueError, match="Device 'cuda'.*CPU build"):
         example.main(tiny(data_root, tmp_path, '--device', 'cuda'))
+
+
+def test_paper_layout(example, data_root, tmp_path):
+    r"""--paper-layout trains the original's layout (its parameter count at
+    the default sizes is the paper's 841,641)."""
+    metrics = example.main(tiny(data_root, tmp_path, '--epochs', '1',
+                                '--paper-layout'))
+    assert metrics['args']['paper_layout']
+    args = example.parse_args(['--paper-layout'])
+    model = example.build_model(args)
+    assert sum(p.numel() for p in model.parameters()) == 841_641
