@@ -207,8 +207,8 @@ def run_config(name: str, cfg: Config, args,
             'points_per_graph': data.num_nodes / cfg.batch_size,
             'lifted_elements': lifted.num_nodes, 'edges': edges,
             'dense_pairs': dense_pairs,
-            # The documented rule of kernel='auto' for complete graphs.
-            'auto_kernel': 'dense' if dense_pairs <= 2 * edges else 'sparse'}
+            'auto_kernel': ('sparse' if model._dense_layout(lifted) is None
+                            else 'dense')}
     if 'sparse-25nn' in cfg.variants:
         lift_25nn = Lift(cfg.group, cfg.num_samples, max_num_neighbors=25)
         size['edges_25nn'] = lift_25nn(data).edge_index.size(1)

@@ -151,21 +151,19 @@ class Lift(BaseTransform):
         g, q = self.group.lift(pos, self.num_samples, generator)
         point_index = torch.arange(pos.size(0), device=pos.device)
         point_index = point_index.repeat_interleave(k)
-        if batch is not None:
-            if num_graphs is None:
-                num_graphs = int(batch.max()) + 1 if batch.numel() else 0
-            batch = batch.repeat_interleave(k) if k > 1 else batch
-        if x is not None:
-            x = x.repeat_interleave(k, dim=0) if k > 1 else x
+        if batch is not None and num_graphs is None:
+            num_graphs = int(batch.max()) + 1 if batch.numel() else 0
         with torch.no_grad():
             if graph_size is not None and self.full_attention:
                 edge_index = complete_graphs(num_graphs, graph_size * k,
                                              pos.device)
             else:
-                edges = self.neighbourhoods(pos.detach(), batch[::k]
-                                            if batch is not None else None)
+                edges = self.neighbourhoods(pos.detach(), batch)
                 edge_index = expand_edges(edges, pos.size(0), k)
         edge_attr = self.group.edge_attr(g, edge_index, q)
+        if k > 1:  # element i * k + s lifts point i
+            batch = None if batch is None else batch.repeat_interleave(k)
+            x = None if x is None else x.repeat_interleave(k, dim=0)
         # Filled through its storage: Data's property setters would split a
         # compiled graph (e.g. a compiled Hamiltonian vector field).
         out = LiftedData()
@@ -204,12 +202,10 @@ class Lift(BaseTransform):
                              f"transform or in the model")
         if getattr(data, 'pos', None) is None:
             raise ValueError("Lift needs point positions in 'data.pos'")
-        batch = data.batch if isinstance(data, Batch) or 'batch' in data \
-            else None
         num_graphs = data.num_graphs if isinstance(data, Batch) else None
-        out = self.lift(data.pos, data.x, batch, num_graphs)
-        edge_level = {key for key in data.keys()
-                      if 'edge_index' in data and data.is_edge_attr(key)}
+        out = self.lift(data.pos, data.x, data.batch, num_graphs)
+        edge_level = ({key for key in data.keys() if data.is_edge_attr(key)}
+                      if 'edge_index' in data else set())
         for key, value in data.items():
             if key not in _REPLACED and key not in edge_level:
                 out[key] = value

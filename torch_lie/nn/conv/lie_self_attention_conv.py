@@ -246,21 +246,21 @@ class LieSelfAttentionConv(MessagePassing):
             v = v.view(B, M, H, -1).permute(2, 0, 1, 3)[:, :, None]
             hidden = (u + v).reshape(H, B * M * M, -1)
             alpha = self.location_kernel(pair_attr, hidden)
-            alpha = alpha.view(H, B, M, M).transpose(0, 1)
         else:
             query = self.lin_query(x).view(B, M, H, C).transpose(1, 2)
             key = self.lin_key(x).view(B, M, H, C).transpose(1, 2)
             content = (query @ key.transpose(-1, -2)) / math.sqrt(C)
-        if self.combine == 'mlp':
-            content = content.transpose(0, 1).reshape(H, -1)
-            alpha = self.location_kernel(pair_attr,
-                                         self._scalar_content(content))
-            alpha = alpha.view(H, B, M, M).transpose(0, 1)
-        elif self.combine != 'embedding':
-            location = self.location_kernel(pair_attr)
-            location = location.view(H, B, M, M).transpose(0, 1)
-            alpha = (content + location if self.combine == 'sum'
-                     else content * location)  # [B, H, M, M]
+            if self.combine == 'mlp':
+                content = content.transpose(0, 1).reshape(H, -1)
+                alpha = self.location_kernel(pair_attr,
+                                             self._scalar_content(content))
+            else:
+                alpha = self.location_kernel(pair_attr)
+        alpha = alpha.view(H, B, M, M).transpose(0, 1)  # [B, H, M, M]
+        if self.combine == 'sum':
+            alpha = content + alpha
+        elif self.combine == 'multiply':
+            alpha = content * alpha
         sources = None if mask is None else mask[:, None, None, :]
         if self.attention == 'softmax':
             if sources is not None:  # finite: all-padding rows stay finite
@@ -321,23 +321,20 @@ class LieSelfAttentionConv(MessagePassing):
     def edge_update(self, query_i: Tensor, key_j: Tensor, edge_attr: Tensor,
                     index: Tensor, ptr: Optional[Tensor],
                     dim_size: Optional[int]) -> Tensor:
-        if self.combine == 'embedding':  # the per-element terms
+        if self.combine == 'embedding':  # query/key: the per-element terms
             hidden = (query_i + key_j).transpose(0, 1)
-            return self._normalise(
-                self.location_kernel(edge_attr, hidden).t(), index, ptr,
-                dim_size)
-        content = (query_i * key_j).sum(dim=-1) / math.sqrt(self.head_dim)
-        if self.combine == 'mlp':
-            alpha = self.location_kernel(
-                edge_attr, self._scalar_content(content.t())).t()
-        elif self.combine == 'sum':
-            alpha = content + self.location_kernel(edge_attr).t()
+            alpha = self.location_kernel(edge_attr, hidden).t()
         else:
-            alpha = content * self.location_kernel(edge_attr).t()
-        return self._normalise(alpha, index, ptr, dim_size)
+            content = ((query_i * key_j).sum(dim=-1) /
+                       math.sqrt(self.head_dim))
+            if self.combine == 'mlp':
+                alpha = self.location_kernel(
+                    edge_attr, self._scalar_content(content.t())).t()
+            elif self.combine == 'sum':
+                alpha = content + self.location_kernel(edge_attr).t()
+            else:
+                alpha = content * self.location_kernel(edge_attr).t()
 
-    def _normalise(self, alpha: Tensor, index: Tensor, ptr: Optional[Tensor],
-                   dim_size: Optional[int]) -> Tensor:
         if self.attention == 'softmax':
             alpha = softmax(alpha, index, ptr, dim_size)
         else:

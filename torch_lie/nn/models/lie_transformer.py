@@ -17,7 +17,6 @@ POOLS = ('mean', 'sum', 'max')
 KERNELS = ('auto', 'sparse', 'dense')
 
 
-
 class _Layers(torch.nn.Sequential):
     def reset_parameters(self):
         for module in self:
@@ -151,7 +150,6 @@ class LieTransformer(torch.nn.Module):
         from torch_geometric.loader import DataLoader
         from torch_lie.nn import LieTransformer
         from torch_lie.transforms import Lift
-from torch_lie.utils import check_choice, check_positive_int
 
         model = LieTransformer(4, 128, 1, lift=Lift('SE3', num_samples=4))
         for data in DataLoader(dataset, batch_size=32):
@@ -188,8 +186,10 @@ from torch_lie.utils import check_choice, check_positive_int
             returns those features whatever the geometry, so inputs without
             features need another one (the model refuses them otherwise).
             (default: :obj:`"softmax"`)
-        combine (str, optional): :obj:`"sum"`, :obj:`"mlp"` or
-            :obj:`"multiply"`. (default: :obj:`"sum"`)
+        combine (str, optional): :obj:`"sum"`, :obj:`"mlp"`,
+            :obj:`"multiply"` or :obj:`"embedding"` (see
+            :class:`~torch_lie.nn.LieSelfAttentionConv`).
+            (default: :obj:`"sum"`)
         pool (str, optional): Invariant pooling over the lifted elements,
             :obj:`"mean"`, :obj:`"sum"` or :obj:`"max"`. :obj:`"sum"` grows
             with the number of elements per point, so keep
@@ -278,8 +278,7 @@ from torch_lie.utils import check_choice, check_positive_int
         r"""The original implementation's model for :obj:`task`
         (:obj:`"springs"`, :obj:`"constellation"`, :obj:`"qm9"` or
         :obj:`"qm9_paper"`, see :func:`paper_config`), with :obj:`kwargs`
-        overriding its
-        arguments, e.g. :obj:`LieTransformer.paper("springs",
+        overriding its arguments, e.g. :obj:`LieTransformer.paper("springs",
         hidden_channels=32)`."""
         return cls(**{**paper_config(task), **kwargs})
 
@@ -326,30 +325,24 @@ from torch_lie.utils import check_choice, check_positive_int
         if layout is None:
             for block in self.blocks:
                 x = block(x, data.edge_index, data.edge_attr)
-            return self._readout(x, data.batch, data.num_graphs)
+            batch = data.batch
+            if batch is None:
+                batch = x.new_zeros(x.size(0), dtype=torch.long)
+            return self._readout(x, lambda h: scatter(
+                h, batch, dim=0, dim_size=data.num_graphs, reduce=self.pool))
         x, pair_attr, mask = self._to_dense(x, data, *layout)
         for block in self.blocks:
             x = block._dense_forward(x, pair_attr, mask)
-        return self._dense_readout(x, mask)
+        return self._readout(x, lambda h: self._dense_pool(h, mask))
 
-    def _readout(self, x: Tensor, batch: Optional[Tensor],
-                 num_graphs: int) -> Tensor:
-        if self.norm is not None:
-            x = self.norm(x)
-        pointwise = isinstance(self.head, Pointwise)
-        if pointwise:
-            x = self.head(x)
-        if batch is None:
-            batch = x.new_zeros(x.size(0), dtype=torch.long)
-        x = scatter(x, batch, dim=0, dim_size=num_graphs, reduce=self.pool)
-        return x if pointwise else self.head(x)
-
-    def _dense_readout(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
+    def _readout(self, x: Tensor, pool: Callable[[Tensor], Tensor]) -> Tensor:
+        # The final norm, then the head after pooling (or before it, for the
+        # per-element head).
         if self.norm is not None:
             x = self.norm(x)
         if isinstance(self.head, Pointwise):
-            return self._dense_pool(self.head(x), mask)
-        return self.head(self._dense_pool(x, mask))
+            return pool(self.head(x))
+        return self.head(pool(x))
 
     def _dense_pool(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
         if mask is None:
@@ -383,8 +376,8 @@ from torch_lie.utils import check_choice, check_positive_int
             return B, N // B, None
         counts = torch.bincount(data.batch, minlength=B)
         M = int(counts.max())
-        # Padding costs B M^2 pairs for E real ones; on this CPU the dense
-        # kernel's pairs are 2.5-3x cheaper than the sparse kernel's edges.
+        # Padding costs B M^2 pairs for E real ones; on this CPU a dense
+        # pair cost 0.35-0.46 of a sparse edge (one_api_vs_2030a18.md).
         if self.kernel == 'dense' or B * M * M <= 2 * E:
             return B, M, counts
         return None
