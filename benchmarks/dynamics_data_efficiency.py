@@ -1,19 +1,23 @@
 r"""Data efficiency on the spring dynamics task (LieTransformer paper, Fig. 4).
 
-Trains the T(2) LieTransformer (the paper's configuration: width 160, 5
-layers, 8 heads, kernel dim 16, dot-product attention, Adam 1e-3, cosine
-schedule; batch 25 by default, 100 in the paper) and the FC / HFC
-baselines for several numbers of training systems, each run by
+Trains the T(2) LieTransformer (the paper's model, ``LiePotential.paper``:
+width 160, 5 layers, 8 heads, kernel dim 16, 'norm_exp' attention as when the
+figure was made) and the FC / HFC baselines (the reference's forms) for
+several numbers of training systems and seeds, on the published protocol
+(chunks of 5 states, 2000 test and ``min(n_train, 2000)`` validation systems,
+batch ``min(100, n_train)``, 200 epochs, Adam 1e-3 with a cosine schedule
+stepped per epoch, the test MSE at the best validation epoch), each run by
 ``examples/spring_dynamics.py`` in a subprocess of its own, and writes
-``benchmarks/results/dynamics_data_efficiency.{json,md,png}`` with the
-paper's numbers next to ours::
+``dynamics_data_efficiency.{json,md,png}`` (the median and quartiles over
+seeds, beside the curves of the paper's figure) to ``--results``::
 
-    python benchmarks/dynamics_data_efficiency.py --n-train 10 100 400 \
+    python benchmarks/dynamics_data_efficiency.py --n-train 10 100 400 1000 \
         --notes benchmarks/dynamics_data_efficiency_notes.md
 
-Finished runs (``metrics.json`` in ``--runs/<model>_n<n>``) are reused, and
-an interrupted run is resumed from its checkpoint, so the study can be
-restarted; ``--report-only`` rewrites the results from the finished runs.
+Finished runs (``metrics.json`` in ``--runs/<model>_n<n>_s<seed>``) are
+reused, and an interrupted run is resumed from its checkpoint, so the study
+can be restarted; ``--report-only`` rewrites the results from the finished
+runs.
 """
 import argparse
 import importlib.util
@@ -21,6 +25,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -29,13 +34,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, 'examples', 'spring_dynamics.py')
 NAME = 'dynamics_data_efficiency'
 
-#: 5-step test MSE read off the paper's Fig. 4 (DESIGN.md, section 4).
+#: The curves of the paper's Fig. 4 (5-step test MSE, read from its pixels).
+#: Green and orange are the LieTransformer and LieConv (named by a sister
+#: figure of the same repository); red and blue are not named anywhere, so
+#: they are drawn by colour only.
 PAPER = {
-    'LieTr-T2 (paper)': {10: 7.4e-4, 100: 2.5e-5, 400: 8.5e-6, 1000: 5.7e-6,
-                         3000: 1.1e-6},
-    'LieConv-T2 (paper)': {10: 3.5e-3, 100: 1.6e-4, 400: 2.4e-5,
-                           1000: 3.3e-5, 3000: 4.9e-6},
+    'LieTr-T2 (paper, green)': {10: 7.45e-4, 100: 2.44e-5, 400: 8.54e-6,
+                                1000: 5.74e-6},
+    'LieConv-T2 (paper, orange)': {10: 3.45e-3, 100: 1.58e-4, 400: 2.39e-5,
+                                   1000: 3.27e-5},
+    'unnamed curve (paper, blue)': {10: 2.25e-2, 100: 2.13e-3, 400: 6.11e-4,
+                                    1000: 3.89e-4},
+    'unnamed curve (paper, red)': {10: 1.30e-1, 100: 4.23e-2, 400: 9.24e-3,
+                                   1000: 2.00e-3},
 }
+PAPER_COLORS = ('green', 'darkorange', 'dodgerblue', 'crimson')
 LABELS = {'lie': 'LieTr-T2 (ours)', 'fc': 'FC (ours)', 'hfc': 'HFC (ours)'}
 
 
@@ -43,24 +56,26 @@ def parse_mapping(items, name):
     mapping = {}
     for item in items or []:
         try:
-            n, epochs = item.split(':')
-            mapping[int(n)] = int(epochs)
+            n, value = item.split(':')
+            mapping[int(n)] = int(value)
         except ValueError:
             raise ValueError(
-                f"'{name}' takes N:EPOCHS pairs (got {item!r})") from None
+                f"'{name}' takes N:VALUE pairs (got {item!r})") from None
     return mapping
 
 
-def run_args(model, n, epochs, args):
+def run_args(model, n, seed, epochs, args):
     argv = ['--model', model, '--n-train', str(n), '--epochs', str(epochs),
-            '--seed', str(args.seed), '--root', args.root, '--no-progress']
+            '--seed', str(seed), '--root', args.root, '--no-progress',
+            '--protocol', 'paper', '--cosine-every', args.cosine_every,
+            '--n-test-long', str(args.n_test_long)]
     if model == 'lie':
-        argv += ['--group', 'T2', '--hidden', '160', '--layers', '5',
-                 '--heads', '8', '--kernel-dim', '16', '--attention',
-                 'dot_product']
+        argv += ['--group', 'T2', '--attention', args.attention]
+        if args.paper_layout:
+            argv += ['--paper-layout']
         if args.warmup:
             argv += ['--warmup', str(args.warmup)]
-        if args.compile:
+        if args.compile_from is not None and n >= args.compile_from:
             argv += ['--compile']
     argv += ['--batch-size', str(args.batch_size), '--lr', str(args.lr)]
     return argv + list(args.extra)
@@ -73,9 +88,14 @@ def load_example():
     return module
 
 
-def run_one(model, n, epochs, args):
-    out = os.path.join(args.runs, f'{model}_n{n}')
-    argv = run_args(model, n, epochs, args) + ['--out', out]
+def run_dir(args, model, n, seed):
+    return os.path.join(args.runs, f'{model}_n{n}_s{seed}')
+
+
+def run_one(model, n, seed, epochs, args):
+    out = run_dir(args, model, n, seed)
+    argv = run_args(model, n, seed, epochs, args) + ['--out', out]
+    tag = f'[{model} n={n} seed={seed}]'
     metrics_path = os.path.join(out, 'metrics.json')
     if os.path.exists(metrics_path):
         with open(metrics_path) as f:
@@ -87,49 +107,70 @@ def run_one(model, n, epochs, args):
         except ValueError as error:
             raise ValueError(f'{error}: use another --runs') from None
         if metrics['epochs'] == epochs:
-            print(f'[{model} n={n}] done before, reusing {metrics_path}',
-                  flush=True)
+            print(f'{tag} done before, reusing {metrics_path}', flush=True)
             return metrics
     if os.path.exists(os.path.join(out, 'checkpoint.pt')):
         argv.append('--resume')
     command = [sys.executable, EXAMPLE] + argv
-    print(f'[{model} n={n}] {shlex.join(command)}', flush=True)
+    print(f'{tag} {shlex.join(command)}', flush=True)
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
-    print(f'[{model} n={n}] finished in {time.perf_counter() - start:.0f} s',
+    print(f'{tag} finished in {time.perf_counter() - start:.0f} s',
           flush=True)
     with open(metrics_path) as f:
         return json.load(f)
 
 
+def quartiles(values):
+    r"""Median and quartiles (the first and third; the values themselves
+    for fewer than 3)."""
+    values = sorted(values)
+    if len(values) < 3:
+        return statistics.median(values), values[0], values[-1]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method='inclusive')
+    return q2, q1, q3
+
+
 def collect(args):
+    r"""One row per model and n_train: the median and quartiles over the
+    finished seeds."""
     rows = []
     for n in args.n_train:
         for model in args.models:
-            path = os.path.join(args.runs, f'{model}_n{n}', 'metrics.json')
-            if not os.path.exists(path):
+            runs = []
+            for seed in args.seeds:
+                path = os.path.join(run_dir(args, model, n, seed),
+                                    'metrics.json')
+                if os.path.exists(path):
+                    with open(path) as f:
+                        runs.append(json.load(f))
+            if not runs:
                 continue
-            with open(path) as f:
-                m = json.load(f)
-            rows.append({
-                'model': model, 'n_train': n, 'label': LABELS[model],
-                'parameters': m['parameters'], 'epochs': m['epochs'],
-                'steps': m['steps'], 'test_mse_5': m['test_mse_5'],
-                'test_mse_100': m['test_mse_100'],
-                'energy_drift_100': m['energy_drift_100'],
-                'true_energy_drift_100': m['true_energy_drift_100'],
-                'best_epoch': m['best_epoch'],
-                'best_val_mse': m['best_val_mse'],
-                'train_time_s': m['train_time_s'],
-                'eval_time_s': m['eval_time_s'],
-                'threads': m['threads'],
-                'args': m['args'],
-            })
+            row = {'model': model, 'n_train': n, 'label': LABELS[model],
+                   'seeds': [m['args']['seed'] for m in runs],
+                   'parameters': runs[0]['parameters'],
+                   'epochs': runs[0]['epochs'], 'steps': runs[0]['steps'],
+                   'batch_size': runs[0]['batch_size'],
+                   'train_time_s': sum(m['train_time_s'] for m in runs),
+                   'eval_time_s': sum(m['eval_time_s'] for m in runs),
+                   'args': runs[0]['args']}
+            for key in ('test_mse_5', 'test_mse_100', 'energy_drift_100',
+                        'best_val_mse'):
+                values = [m[key] for m in runs]
+                row[key] = dict(zip(('median', 'q1', 'q3'),
+                                    quartiles(values)), values=values)
+            row['true_energy_drift_100'] = runs[0]['true_energy_drift_100']
+            rows.append(row)
     return rows
 
 
 def fmt(x):
     return f'{x:.2e}' if x is not None else '–'
+
+
+def fmt_q(stat):
+    return (f"{stat['median']:.2e} [{stat['q1']:.1e}, {stat['q3']:.1e}]"
+            if len(stat['values']) > 1 else fmt(stat['median']))
 
 
 def write_results(rows, args, command):
@@ -139,67 +180,60 @@ def write_results(rows, args, command):
                f'(shared), {platform.system()}; Python '
                f'{platform.python_version()}, torch {args.torch_version}')
     data = {'command': command, 'machine': machine,
-            'compute_time_s': compute, 'paper_test_mse_5': {
+            'compute_time_s': compute, 'paper_figure_test_mse_5': {
                 k: {str(n): v for n, v in d.items()}
-                for k, d in PAPER.items()}, 'runs': rows}
+                for k, d in PAPER.items()}, 'rows': rows}
     with open(os.path.join(args.results, f'{NAME}.json'), 'w') as f:
         json.dump(data, f, indent=1)
 
-    lie_epochs = sorted({(r['n_train'], r['epochs'], r['steps'])
-                         for r in rows if r['model'] == 'lie'})
-    batch = '/'.join(str(b) for b in sorted(
-        {r['args']['batch_size'] for r in rows}))
+    lie = 'the paper\'s model (`LiePotential.paper`)' if args.paper_layout \
+        else 'the default `LiePotential` layout'
     lines = [
         '# Spring dynamics: data efficiency',
         '',
-        'Test MSE of 5-step and 100-step roll-outs (500 test systems, one '
-        'chunk each), relative drift of the true energy at the end of the '
-        'predicted 100-step roll-outs (mean over systems), for the T(2) '
-        'LieTransformer (width 160, 5 layers, 8 heads, kernel dim 16, '
-        'dot-product attention) and the FC / HFC baselines (MLPs, width 256, '
-        '4 layers), trained on the first `n_train` systems of the training '
-        'split with one 5-step chunk per system (the reference protocol), '
-        f'batch {batch} (or `n_train` when smaller), Adam with a cosine '
-        'schedule, '
-        'the checkpoint with the best validation MSE (5-step roll-outs on '
-        '`min(n_train, 200)` validation systems) tested. The paper columns '
-        'are the 5-step test MSE read off the paper\'s Fig. 4.',
+        'Test MSE of 5-state roll-outs (4 RK4 steps; 2000 test systems, one '
+        'chunk each) at the epoch of the best validation MSE '
+        '(`min(n_train, 2000)` validation systems), median [first quartile, '
+        'third quartile] over the seeds listed, for the T(2) LieTransformer '
+        f'({lie}, width 160, 5 layers, 8 heads, kernel dim 16, '
+        f'\'{args.attention}\' attention) and the FC / HFC baselines in the '
+        'reference\'s forms, trained on the first `n_train` systems with one '
+        'chunk each, batch `min(100, n_train)`, Adam 1e-3, a cosine schedule '
+        f'stepped per {args.cosine_every}. Then the MSE of 100-state '
+        f'roll-outs and the relative drift of the true energy at their end '
+        f'(the first {args.n_test_long} test systems). The paper columns are '
+        'read from the pixels of the paper\'s Fig. 4 (green: LieTr-T2).',
         '',
-        '| n_train | model | params | epochs (steps) | test MSE 5-step | '
-        'paper LieTr-T2 | paper LieConv-T2 | test MSE 100-step | '
-        'energy drift (100) | train time |',
-        '|---|---|---|---|---|---|---|---|---|---|',
+        '| n_train | model | params | seeds | epochs (steps) | test MSE '
+        '5-state | paper LieTr-T2 | ratio to paper | test MSE 100-state | '
+        'energy drift (100) | train time (all seeds) |',
+        '|---|---|---|---|---|---|---|---|---|---|---|',
     ]
+    green = PAPER['LieTr-T2 (paper, green)']
     for r in rows:
         n = r['n_train']
+        ratio = (f"{r['test_mse_5']['median'] / green[n]:.1f}x"
+                 if n in green and r['model'] == 'lie' else '–')
         lines.append(
-            f"| {n} | {r['label']} | {r['parameters']:,} | {r['epochs']} "
-            f"({r['steps']}) | {fmt(r['test_mse_5'])} | "
-            f"{fmt(PAPER['LieTr-T2 (paper)'].get(n))} | "
-            f"{fmt(PAPER['LieConv-T2 (paper)'].get(n))} | "
-            f"{fmt(r['test_mse_100'])} | {fmt(r['energy_drift_100'])} | "
+            f"| {n} | {r['label']} | {r['parameters']:,} | "
+            f"{len(r['seeds'])} | {r['epochs']} ({r['steps']}) | "
+            f"{fmt_q(r['test_mse_5'])} | {fmt(green.get(n))} | {ratio} | "
+            f"{fmt_q(r['test_mse_100'])} | "
+            f"{fmt_q(r['energy_drift_100'])} | "
             f"{r['train_time_s'] / 60:.1f} min |")
     true_drift = {r['true_energy_drift_100'] for r in rows}
     lines += [
         '',
         f'Energy drift of the ground truth itself (RK4 with the data\'s step) '
-        f'over the same 100 steps: {fmt(max(true_drift)) if rows else "–"}.',
+        f'over the same 100 states: {fmt(max(true_drift)) if rows else "–"}.',
         '',
         '## Setup',
         '',
         f'- Command: `{command}`',
-        f'- Machine: {machine}; other jobs shared the two cores during '
-        f'parts of the study, so train times are upper bounds.',
+        f'- Machine: {machine}; one thread per run; other jobs shared the '
+        f'two cores during parts of the study, so times are upper bounds.',
         f'- Training and evaluation time of the runs, summed: '
         f'{compute / 60:.0f} min.',
-        '- Epochs of the LieTransformer per n_train: ' + ', '.join(
-            f'n={n}: {e} epochs ({s} steps)' for n, e, s in lie_epochs) +
-        ('. The paper trains 200 epochs; fewer epochs here are a limit of '
-         'the time budget.' if any(e < 200 for _, e, _ in lie_epochs)
-         else ', as in the paper.'),
-        f'- Baselines: {args.baseline_epochs} epochs.',
-        f'- Batch {batch}; the paper trains at batch 100.' if batch != '100'
-        else '- Batch 100, as in the paper.',
         '',
     ]
     with open(os.path.join(args.results, f'{NAME}.md'), 'w') as f:
@@ -212,25 +246,30 @@ def plot(rows, path):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    styles = {'lie': ('crimson', 'o'), 'fc': ('gray', 's'),
-              'hfc': ('darkorange', '^')}
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for (label, d), color in zip(PAPER.items(), PAPER_COLORS):
+        ax.plot(list(d), list(d.values()), ls='--', color=color, alpha=0.5,
+                lw=1.2, label=label)
+    styles = {'lie': ('green', 'o'), 'fc': ('black', 's'),
+              'hfc': ('purple', '^')}
     for model, (color, marker) in styles.items():
         pts = sorted((r['n_train'], r['test_mse_5']) for r in rows
                      if r['model'] == model)
-        if pts:
-            ax.plot(*zip(*pts), marker=marker, color=color,
-                    label=LABELS[model])
-    for (label, d), color in zip(PAPER.items(), ('crimson', 'dodgerblue')):
-        ax.plot(list(d), list(d.values()), ls='--', marker='x', color=color,
-                alpha=0.6, label=label)
+        if not pts:
+            continue
+        n = [p[0] for p in pts]
+        med = [p[1]['median'] for p in pts]
+        err = [[m - p[1]['q1'] for m, p in zip(med, pts)],
+               [p[1]['q3'] - m for m, p in zip(med, pts)]]
+        ax.errorbar(n, med, yerr=err, marker=marker, color=color, capsize=3,
+                    label=LABELS[model] + ', median and quartiles')
     ax.set_xscale('log')
     ax.set_yscale('log')
     ax.set_xlabel('training systems (n_train)')
-    ax.set_ylabel('test MSE, 5-step roll-outs')
-    ax.set_title('Spring dynamics: data efficiency')
+    ax.set_ylabel('test MSE, 5-state roll-outs')
+    ax.set_title('Spring dynamics: data efficiency (dashed: paper, Fig. 4)')
     ax.grid(True, which='both', alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -239,23 +278,37 @@ def plot(rows, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--n-train', type=int, nargs='+',
-                        default=[10, 100, 400])
+                        default=[10, 100, 400, 1000])
     parser.add_argument('--models', nargs='+', default=['fc', 'hfc', 'lie'],
                         choices=['lie', 'fc', 'hfc'])
-    parser.add_argument('--lie-epochs', nargs='*', default=[],
-                        help='N:EPOCHS per n_train (default 200)')
-    parser.add_argument('--baseline-epochs', type=int, default=200)
-    parser.add_argument('--batch-size', type=int, default=25,
-                        help='of every model (the paper: 100)')
+    parser.add_argument('--seeds', type=int, nargs='+',
+                        default=[0, 1, 2, 3, 4])
+    parser.add_argument('--lie-seeds', nargs='*', default=[],
+                        help='N:SEEDS, fewer seeds of the LieTransformer at '
+                        'large n_train (the first SEEDS of --seeds)')
+    parser.add_argument('--epochs', type=int, default=200)
+    parser.add_argument('--batch-size', type=int, default=100,
+                        help='of every model (min(batch, n_train) is used)')
     parser.add_argument('--lr', type=float, default=1e-3)
     parser.add_argument('--warmup', type=float, default=0.0)
-    parser.add_argument('--no-compile', dest='compile', action='store_false')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cosine-every', choices=('step', 'epoch'),
+                        default='epoch')
+    parser.add_argument('--attention', default='norm_exp',
+                        choices=('norm_exp', 'dot_product', 'softmax'))
+    parser.add_argument('--default-layout', dest='paper_layout',
+                        action='store_false',
+                        help='the default LiePotential instead of the '
+                        'paper\'s layout')
+    parser.add_argument('--n-test-long', type=int, default=200)
+    parser.add_argument('--compile-from', type=int, default=None,
+                        metavar='N', help='compile the LieTransformer from '
+                        'this n_train on (needs a C++ compiler)')
     parser.add_argument('--root', default='data/springs')
     parser.add_argument('--runs', default='runs/dynamics_data_efficiency')
     parser.add_argument('--results',
-                        default=os.path.join(ROOT, 'benchmarks', 'results'),
-                        help='where the table, plot and JSON go')
+                        default=os.path.join(ROOT, 'runs', 'benchmarks'),
+                        help='where the table, plot and JSON go (the '
+                        'committed ones: benchmarks/results)')
     parser.add_argument('--notes', default=None,
                         help='a Markdown file appended to the results')
     parser.add_argument('--report-only', action='store_true')
@@ -263,7 +316,7 @@ def main(argv=None):
                         help='more arguments of the example (after --)')
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    lie_epochs = parse_mapping(args.lie_epochs, '--lie-epochs')
+    lie_seeds = parse_mapping(args.lie_seeds, '--lie-seeds')
     import torch
     args.torch_version = torch.__version__
     notes = ''
@@ -280,18 +333,21 @@ def main(argv=None):
         with open(path) as f:  # the command that ran the study
             command = json.load(f)['command']
     if not args.report_only:
-        # Cheap runs first; the LieTransformer with the most data last.
-        for model in args.models:
+        # Cheap runs first: the baselines, then the LieTransformer by n_train,
+        # every seed of one n_train before the next.
+        for model in sorted(args.models, key=lambda m: m == 'lie'):
             for n in args.n_train:
-                epochs = (lie_epochs.get(n, 200) if model == 'lie' else
-                          args.baseline_epochs)
-                run_one(model, n, epochs, args)
-                write_results(collect(args), args, command)
+                seeds = args.seeds
+                if model == 'lie' and n in lie_seeds:
+                    seeds = seeds[:lie_seeds[n]]
+                for seed in seeds:
+                    run_one(model, n, seed, args.epochs, args)
+                    write_results(collect(args), args, command)
     rows = collect(args)
     write_results(rows, args, command)
     for r in rows:
-        print(f"{r['label']:>16} n={r['n_train']:5d}: 5-step "
-              f"{r['test_mse_5']:.2e}, 100-step {r['test_mse_100']:.2e}")
+        print(f"{r['label']:>16} n={r['n_train']:5d} ({len(r['seeds'])} "
+              f"seeds): 5-state {fmt_q(r['test_mse_5'])}")
     return rows
 
 

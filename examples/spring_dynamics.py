@@ -20,7 +20,8 @@ Protocol (``--protocol paper``, as in the reference implementation): every
 trajectory is cut into non-overlapping chunks of 5 states (4 RK4 steps;
 100 states for the long test), the first ``--n-train`` systems of the
 training split with one seeded chunk each (``--chunks-per-system 1``), Adam
-with a per-step cosine schedule (optionally after a linear warm-up), the
+with a cosine schedule (stepped per Adam step, or per epoch as the reference
+with ``--cosine-every epoch``; optionally after a linear warm-up), the
 validation MSE after every epoch (on ``min(n_train, --n-val)`` systems), and
 the checkpoint with the best validation MSE kept for testing.
 ``--protocol shared`` is this example's earlier one: chunks of 5 steps
@@ -106,6 +107,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     add('--n-val', type=int, default=2000,
         help='validation systems (at most n-train of them are used)')
     add('--n-test', type=int, default=2000, help='test systems')
+    add('--n-test-long', type=int, default=None,
+        help='test systems of the long roll-outs (the first of the test '
+        'split; default: --n-test)')
     add('--epochs', type=int, default=200)
     add('--batch-size', type=int, default=25,
         help='the paper: 100; 25 takes 4x the Adam steps per epoch at about '
@@ -114,6 +118,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     add('--lr', type=float, default=1e-3)
     add('--warmup', type=float, default=0.0,
         help='fraction of the training steps with a linear warm-up')
+    add('--cosine-every', choices=('step', 'epoch'), default='step',
+        help='step the cosine schedule after every Adam step, or once per '
+        'epoch (the reference)')
     add('--seed', type=int, default=0, help='seed of the model and training')
     add('--data-seed', type=int, default=0)
     add('--root', default='data/springs', help='data directory')
@@ -145,7 +152,7 @@ def check_args(args: argparse.Namespace):
     check_device(args.device)
     positive = ['num_samples', 'hidden', 'layers', 'heads', 'kernel_dim',
                 'n_train', 'chunks_per_system', 'train_systems', 'n_val',
-                'n_test', 'epochs', 'batch_size', 'eval_batch_size',
+                'n_test', 'n_test_long', 'epochs', 'batch_size', 'eval_batch_size',
                 'plot_systems', 'threads']
     for name in positive:
         value = getattr(args, name)
@@ -193,7 +200,8 @@ def load_data(args):
                          chunks_per_system=1, **short, **common)
     test = SpringDynamics(split='test', num_systems=args.n_test,
                           chunks_per_system=1, **short, **common)
-    test_long = SpringDynamics(split='test', num_systems=args.n_test,
+    test_long = SpringDynamics(split='test',
+                               num_systems=args.n_test_long or args.n_test,
                                chunks_per_system=1, **long, **common)
     return train, val, test, test_long
 
@@ -291,9 +299,11 @@ def train(args, model, train_set, val_set, device, log):
                               generator=loader_gen, drop_last=args.compile)
     val_loader = DataLoader(val_set, batch_size=args.eval_batch_size)
     steps_per_epoch = len(train_loader)
+    per_step = args.cosine_every == 'step'
+    total_steps = args.epochs * (steps_per_epoch if per_step else 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(args.epochs * steps_per_epoch, args.warmup))
+        optimizer, lr_lambda(total_steps, args.warmup))
 
     start_epoch, best_val, best_epoch, history = 1, math.inf, 0, []
     train_time = 0.0
@@ -316,7 +326,7 @@ def train(args, model, train_set, val_set, device, log):
         resumed_from = ckpt['epoch']
         log(f'resumed from epoch {ckpt["epoch"]} of {ckpt_path} (best val '
             f'MSE {best_val:.3e} at epoch {best_epoch})')
-        if ckpt['total_steps'] != args.epochs * steps_per_epoch:
+        if ckpt['total_steps'] != total_steps:
             log(f'cosine schedule stretched to {args.epochs} epochs')
     else:
         for name in (CHECKPOINT, BEST):
@@ -336,13 +346,16 @@ def train(args, model, train_set, val_set, device, log):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            scheduler.step()
+            if per_step:
+                scheduler.step()
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f'non-finite training loss at epoch '
                                          f'{epoch}; try a smaller --lr')
             total += loss.item() * z0.size(0)
             count += z0.size(0)
             bar.set_postfix(mse=f'{loss.item():.2e}')
+        if not per_step:
+            scheduler.step()
         train_time += time.perf_counter() - start
         val_mse = rollout_mse(model, val_loader, device)
         improved = val_mse < best_val
@@ -362,7 +375,7 @@ def train(args, model, train_set, val_set, device, log):
             'optimizer': optimizer.state_dict(),
             'scheduler': scheduler.state_dict(),
             'epoch': epoch,
-            'total_steps': args.epochs * steps_per_epoch,
+            'total_steps': total_steps,
             'best_val': best_val,
             'best_epoch': best_epoch,
             'history': history,
@@ -380,9 +393,8 @@ def recipe(args) -> dict:
     r"""What a run learns from: its model and training settings, without
     the number of epochs (a resumed run may extend it)."""
     keys = ['model', 'hidden', 'layers', 'protocol', 'n_train',
-            'chunks_per_system',
-            'train_systems', 'n_val', 'batch_size', 'lr', 'warmup', 'seed',
-            'data_seed']
+            'chunks_per_system', 'train_systems', 'n_val', 'batch_size', 'lr',
+            'warmup', 'cosine_every', 'seed', 'data_seed']
     if args.model == 'lie':
         keys += ['group', 'num_samples', 'heads', 'kernel_dim', 'attention',
                  'paper_layout']

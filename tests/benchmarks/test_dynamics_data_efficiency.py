@@ -9,34 +9,48 @@ TINY = ['--train-systems', '8', '--n-val', '2', '--n-test', '4',
         '4', '--eval-batch-size', '4', '--threads', '1']
 
 
-def test_study_runs_reuses_its_runs_and_reports_the_batch(tmp_path):
+def test_study_runs_seeds_reports_quartiles_and_reuses_its_runs(tmp_path):
     argv = ['--n-train', '4', '--models', 'fc', 'lie', '--batch-size', '2',
-            '--lie-epochs', '4:1', '--baseline-epochs', '1', '--no-compile',
-            '--root', str(tmp_path / 'data'), '--runs', str(tmp_path / 'runs'),
+            '--epochs', '1', '--seeds', '0', '1', '2', '--lie-seeds', '4:2',
+            '--n-test-long', '2', '--root', str(tmp_path / 'data'),
+            '--runs', str(tmp_path / 'runs'),
             '--results', str(tmp_path / 'results'), '--'] + TINY
     rows = main(argv)
-    assert [(r['model'], r['n_train'], r['steps']) for r in rows] == [
-        ('fc', 4, 2), ('lie', 4, 2)]
-    assert all(0 < r['test_mse_5'] < float('inf') for r in rows)
+    assert [(r['model'], r['n_train'], r['seeds'], r['steps'])
+            for r in rows] == [('fc', 4, [0, 1, 2], 2), ('lie', 4, [0, 1], 2)]
+    for row in rows:
+        mse = row['test_mse_5']
+        assert len(mse['values']) == len(row['seeds'])
+        assert min(mse['values']) <= mse['q1'] <= mse['median'] <= mse['q3']
+        assert mse['q3'] <= max(mse['values']) < float('inf')
+    # Three seeds of FC: the median is the middle value.
+    assert rows[0]['test_mse_5']['median'] == sorted(
+        rows[0]['test_mse_5']['values'])[1]
+    lie = json.loads((tmp_path / 'runs' / 'lie_n4_s1' / 'metrics.json')
+                     .read_text())['args']
+    assert (lie['paper_layout'], lie['attention'], lie['cosine_every'],
+            lie['protocol'], lie['seed']) == (True, 'norm_exp', 'epoch',
+                                              'paper', 1)
 
     table = (tmp_path / 'results' / 'dynamics_data_efficiency.md').read_text()
-    assert 'batch 2 (or `n_train` when smaller)' in table
+    assert 'stepped per epoch' in table
     assert '| 4 | LieTr-T2 (ours) |' in table
     assert (tmp_path / 'results' / 'dynamics_data_efficiency.png').stat().st_size
     saved = json.loads(
         (tmp_path / 'results' / 'dynamics_data_efficiency.json').read_text())
-    assert saved['runs'] == rows
+    assert saved['rows'] == rows
 
     # A second call reuses the finished runs instead of training again.
-    metrics = tmp_path / 'runs' / 'lie_n4' / 'metrics.json'
+    metrics = tmp_path / 'runs' / 'lie_n4_s1' / 'metrics.json'
     written = metrics.stat().st_mtime_ns
     assert main(argv) == rows
     assert metrics.stat().st_mtime_ns == written
 
 
 def test_study_refuses_runs_of_another_recipe(tmp_path):
-    argv = ['--n-train', '4', '--models', 'fc', '--baseline-epochs', '1',
-            '--root', str(tmp_path / 'data'), '--runs', str(tmp_path / 'runs'),
+    argv = ['--n-train', '4', '--models', 'fc', '--epochs', '1', '--seeds',
+            '0', '--n-test-long', '2', '--root', str(tmp_path / 'data'),
+            '--runs', str(tmp_path / 'runs'),
             '--results', str(tmp_path / 'results'), '--'] + TINY
     main(['--batch-size', '2'] + argv)
     with pytest.raises(ValueError, match=r"made with batch_size=2 \(requested "
