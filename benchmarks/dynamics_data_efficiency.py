@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+from torch_lie.training.checkpoint import config_differences
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, 'examples', 'spring_dynamics.py')
 NAME = 'dynamics_data_efficiency'
@@ -101,11 +103,12 @@ def run_one(model, n, seed, epochs, args):
         with open(metrics_path) as f:
             metrics = json.load(f)
         example = load_example()
-        try:
-            example.check_same_recipe(metrics['args'],
-                                      example.parse_args(argv), f"'{out}'")
-        except ValueError as error:
-            raise ValueError(f'{error}: use another --runs') from None
+        diff = config_differences(
+            example.recipe(argparse.Namespace(**metrics['args'])),
+            example.recipe(example.parse_args(argv)))
+        if diff:
+            raise ValueError(f"'{out}' was made with {diff}: use another "
+                             f"--runs")
         if metrics['epochs'] == epochs:
             print(f'{tag} done before, reusing {metrics_path}', flush=True)
             return metrics

@@ -95,10 +95,10 @@ from torch_lie.datasets.qm9 import (
 from torch_lie.groups import T, group_resolver
 from torch_lie.io.ase import atoms_to_data, read_molecule
 from torch_lie.nn import LieTransformer
+from torch_lie.training import DistributedContext, init_distributed
 from torch_lie.transforms import Lift
 from torch_lie.transforms.random_rotation import RandomRotation
 from torch_lie.utils import atomic_save, check_device
-from torch_lie.utils.distributed import DistributedContext, init_distributed
 
 #: Test MAE of the paper (Table 2), in the units of
 #: :data:`torch_lie.datasets.qm9.QM9_TARGETS`.

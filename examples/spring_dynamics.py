@@ -38,7 +38,8 @@ the *true* energy along the predicted 100-step roll-outs, two plots and
 A checkpoint (model, optimiser, scheduler, epoch, best validation MSE, RNG
 states) is written atomically after every epoch; ``--resume`` continues from
 it (with more ``--epochs``, the cosine schedule is stretched to the new
-length).
+length), and a finished or interrupted run in ``--out`` is only replaced with
+``--overwrite``.
 """
 import argparse
 import json
@@ -61,15 +62,14 @@ from torch_lie.nn.models.dynamics import (
     MLPPotential,
     SeparableHamiltonian,
 )
+from torch_lie.training import Checkpointer, save_json, warmup_cosine
 from torch_lie.transforms import Lift
-from torch_lie.utils import atomic_save, check_device
+from torch_lie.utils import check_device
 
 #: Default width and depth per model (LieTransformer: the paper's spring
 #: configuration; FC / HFC: the LieConv baselines).
 PROTOCOLS = ('paper', 'shared')
 DEFAULTS = {'lie': (160, 5), 'fc': (256, 5), 'hfc': (256, 5)}
-CHECKPOINT = 'checkpoint.pt'
-BEST = 'best.pt'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -127,6 +127,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add('--out', default='runs/springs', help='output directory')
     add('--resume', action='store_true',
         help='continue from the checkpoint in --out')
+    add('--overwrite', action='store_true',
+        help='start over, replacing the run in --out')
     add('--compile', action='store_true',
         help='torch.compile the vector field for training (fixed batch '
         'shapes; ~1.7x faster steps for the paper model after ~100 s of '
@@ -141,7 +143,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.summary:
         return args
-    check_args(args)
+    try:
+        check_args(args)
+    except ValueError as error:
+        parser.error(str(error))
     hidden, layers = DEFAULTS[args.model]
     args.hidden = hidden if args.hidden is None else args.hidden
     args.layers = layers if args.layers is None else args.layers
@@ -226,32 +231,6 @@ def build_model(args, num_particles: int = 6) -> torch.nn.Module:
     return MLPDynamics(num_particles, 2, 2, args.hidden, args.layers)
 
 
-def lr_lambda(total_steps: int, warmup: float):
-    warmup_steps = int(round(warmup * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
-# Checkpoints ###############################################################
-
-
-def rng_state(loader_gen: torch.Generator):
-    return {'torch': torch.get_rng_state(), 'python': random.getstate(),
-            'loader': loader_gen.get_state()}
-
-
-def set_rng_state(state, loader_gen: torch.Generator):
-    torch.set_rng_state(state['torch'])
-    random.setstate(state['python'])
-    loader_gen.set_state(state['loader'])
-
-
 # Training and evaluation ###################################################
 
 
@@ -291,47 +270,27 @@ def energy_drift(pred: torch.Tensor, sys_params: torch.Tensor):
 
 
 def train(args, model, train_set, val_set, device, log):
-    out = args.out
-    batch_size = min(args.batch_size, len(train_set))
     loader_gen = torch.Generator().manual_seed(args.seed)
     # Fixed shapes for torch.compile: drop the incomplete last batch.
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True,
-                              generator=loader_gen, drop_last=args.compile)
+    train_loader = DataLoader(train_set, shuffle=True, generator=loader_gen,
+                              batch_size=min(args.batch_size, len(train_set)),
+                              drop_last=args.compile)
     val_loader = DataLoader(val_set, batch_size=args.eval_batch_size)
-    steps_per_epoch = len(train_loader)
     per_step = args.cosine_every == 'step'
-    total_steps = args.epochs * (steps_per_epoch if per_step else 1)
+    total = args.epochs * (len(train_loader) if per_step else 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(total_steps, args.warmup))
-
-    start_epoch, best_val, best_epoch, history = 1, math.inf, 0, []
-    train_time = 0.0
-    ckpt_path = os.path.join(out, CHECKPOINT)
-    resumed_from = None
-    if args.resume:
-        if not os.path.exists(ckpt_path):
-            raise FileNotFoundError(f"'--resume': no checkpoint at "
-                                    f"'{ckpt_path}'")
-        ckpt = torch.load(ckpt_path, weights_only=False)
-        check_same_recipe(ckpt['args'], args, f"'--resume': the checkpoint "
-                          f"in '{out}'")
-        model.load_state_dict(ckpt['model'])
-        optimizer.load_state_dict(ckpt['optimizer'])
-        scheduler.load_state_dict(ckpt['scheduler'])
-        set_rng_state(ckpt['rng'], loader_gen)
-        start_epoch = ckpt['epoch'] + 1
-        best_val, best_epoch = ckpt['best_val'], ckpt['best_epoch']
-        history, train_time = ckpt['history'], ckpt['train_time']
-        resumed_from = ckpt['epoch']
-        log(f'resumed from epoch {ckpt["epoch"]} of {ckpt_path} (best val '
+    scheduler = warmup_cosine(optimizer, total, round(args.warmup * total))
+    ckpt = Checkpointer(args.out, recipe(args), resume=args.resume,
+                        overwrite=args.overwrite)
+    state = ckpt.restore(model, optimizer, scheduler, loader_gen)
+    start_epoch = state.get('epoch', 0) + 1
+    best_val, best_epoch = state.get('best_val', math.inf), state.get(
+        'best_epoch', 0)
+    history, train_time = state.get('history', []), state.get(
+        'train_time', 0.0)
+    if state:
+        log(f'resumed from epoch {state["epoch"]} of {ckpt.path} (best val '
             f'MSE {best_val:.3e} at epoch {best_epoch})')
-        if ckpt['total_steps'] != total_steps:
-            log(f'cosine schedule stretched to {args.epochs} epochs')
-    else:
-        for name in (CHECKPOINT, BEST):
-            if os.path.exists(os.path.join(out, name)):
-                os.remove(os.path.join(out, name))
 
     for epoch in range(start_epoch, args.epochs + 1):
         model.train()
@@ -341,8 +300,7 @@ def train(args, model, train_set, val_set, device, log):
                    leave=False, disable=args.no_progress, file=sys.stdout)
         for batch in bar:
             z0, ts, sys_params, z = batch_to(batch, device)
-            pred = model.rollout(z0, ts[0], sys_params)
-            loss = (pred - z).pow(2).mean()
+            loss = (model.rollout(z0, ts[0], sys_params) - z).pow(2).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -361,32 +319,23 @@ def train(args, model, train_set, val_set, device, log):
         improved = val_mse < best_val
         if improved:
             best_val, best_epoch = val_mse, epoch
-            atomic_save(model.state_dict(), os.path.join(out, BEST))
+            ckpt.save_best(model)
+        lr = optimizer.param_groups[0]['lr']
         history.append({'epoch': epoch, 'train_mse': total / count,
-                        'val_mse': val_mse,
-                        'lr': optimizer.param_groups[0]['lr'],
-                        'time': train_time})
+                        'val_mse': val_mse, 'lr': lr, 'time': train_time})
         log(f'epoch {epoch:4d}/{args.epochs}  train {total / count:.3e}  '
-            f'val {val_mse:.3e}{" *" if improved else "  "}  '
-            f'lr {optimizer.param_groups[0]["lr"]:.2e}  '
+            f'val {val_mse:.3e}{" *" if improved else "  "}  lr {lr:.2e}  '
             f'{train_time:7.1f} s')
-        atomic_save({
-            'model': model.state_dict(),
-            'optimizer': optimizer.state_dict(),
-            'scheduler': scheduler.state_dict(),
-            'epoch': epoch,
-            'total_steps': total_steps,
-            'best_val': best_val,
-            'best_epoch': best_epoch,
-            'history': history,
-            'train_time': train_time,
-            'rng': rng_state(loader_gen),
-            'args': vars(args),
-        }, ckpt_path)
+        ckpt.save(model, optimizer, scheduler, loader_gen, epoch=epoch,
+                  best_val=best_val, best_epoch=best_epoch, history=history,
+                  train_time=train_time)
+    ckpt.load_best(model)
     return {'best_val_mse': best_val, 'best_epoch': best_epoch,
             'history': history, 'train_time_s': train_time,
-            'start_epoch': start_epoch, 'resumed_from_epoch': resumed_from,
-            'steps_per_epoch': steps_per_epoch, 'batch_size': batch_size}
+            'start_epoch': start_epoch,
+            'resumed_from_epoch': state.get('epoch'),
+            'steps_per_epoch': len(train_loader),
+            'batch_size': train_loader.batch_size}
 
 
 def recipe(args) -> dict:
@@ -399,19 +348,6 @@ def recipe(args) -> dict:
         keys += ['group', 'num_samples', 'heads', 'kernel_dim', 'attention',
                  'paper_layout']
     return {key: getattr(args, key, None) for key in keys}
-
-
-def check_same_recipe(saved: dict, args: argparse.Namespace, what: str):
-    r"""Raises a :class:`ValueError` naming the differences unless the
-    arguments :obj:`saved` with a run have the recipe of :obj:`args`."""
-    old, new = recipe(argparse.Namespace(**saved)), recipe(args)
-    diff = {k for k in new.keys() & old.keys() if old[k] != new[k]}
-    if diff:
-        raise ValueError(
-            f"{what} was made with " +
-            ', '.join(f'{k}={old[k]!r}' for k in sorted(diff)) +
-            ' (requested ' +
-            ', '.join(f'{k}={new[k]!r}' for k in sorted(diff)) + ')')
 
 
 # Plots #####################################################################
@@ -518,9 +454,7 @@ def main(argv=None) -> dict:
 
     result = train(args, model, train_set, val_set, device, log)
 
-    # Test with the best checkpoint.
-    model.load_state_dict(torch.load(os.path.join(args.out, BEST),
-                                     weights_only=True))
+    # Tested with the best weights (train() loads them).
     torch.manual_seed(args.seed)  # random lifts: reproducible evaluation
     start = time.perf_counter()
     test_mse = rollout_mse(
@@ -567,10 +501,7 @@ def main(argv=None) -> dict:
     }
     metrics.update({k: v for k, v in result.items()
                     if k not in ('train_time_s', )})
-    path = os.path.join(args.out, 'metrics.json')
-    with open(path + '.tmp', 'w') as f:
-        json.dump(metrics, f, indent=1)
-    os.replace(path + '.tmp', path)
+    save_json(metrics, os.path.join(args.out, 'metrics.json'))
     log(f'{name}: test MSE 5-step {test_mse:.3e}, 100-step {long_mse:.3e}, '
         f'energy drift {float(drift[-1]):.2e} (true dynamics '
         f'{float(true_drift[-1]):.1e}); best val {result["best_val_mse"]:.3e}'
@@ -582,5 +513,5 @@ def main(argv=None) -> dict:
 if __name__ == '__main__':
     try:
         main()
-    except ValueError as e:  # bad arguments: the message says what to do
+    except (ValueError, FileNotFoundError) as e:  # the message says the fix
         sys.exit(f'error: {e}')

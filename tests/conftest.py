@@ -1,4 +1,7 @@
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,26 @@ def load_example():
     r"""Imports :obj:`examples/{name}.py` (the examples are scripts, not a
     package) as a fresh module."""
     return _load_example
+
+
+def _run_example(name: str, *args: str, check: bool = True
+                 ) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    result = subprocess.run([sys.executable, str(EXAMPLES / f'{name}.py'),
+                             *args], capture_output=True, text=True, env=env)
+    if check and result.returncode:
+        raise AssertionError(f'examples/{name}.py exited with '
+                             f'{result.returncode}:\n{result.stdout}\n'
+                             f'{result.stderr}')
+    return result
+
+
+@pytest.fixture(scope='session')
+def run_example():
+    r"""Runs :obj:`examples/{name}.py` with arguments as a user would (a
+    fresh process), returning the completed process; a failure raises
+    unless :obj:`check=False`."""
+    return _run_example
 
 
 @pytest.fixture(params=DEVICES)

@@ -14,7 +14,7 @@ import torch.distributed as dist
 from ase.build import molecule
 
 from torch_lie.datasets.qm9 import write_qm9_raw
-from torch_lie.utils.distributed import DistributedContext
+from torch_lie.training import DistributedContext
 
 pytestmark = pytest.mark.skipif(not dist.is_available(),
                                 reason='torch.distributed is not available')

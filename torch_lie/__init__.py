@@ -6,6 +6,7 @@ import torch_lie.groups
 import torch_lie.io
 import torch_lie.nn
 import torch_lie.testing
+import torch_lie.training
 import torch_lie.transforms
 import torch_lie.utils
 

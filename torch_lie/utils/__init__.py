@@ -1,7 +1,6 @@
 r"""Utility functions."""
 from torch_lie.utils.atomic import atomic_save
 from torch_lie.utils.checks import check_choice, check_device, check_positive_int
-from torch_lie.utils.distributed import DistributedContext, init_distributed
 from torch_lie.utils.radius import radius_graph
 
 __all__ = [
@@ -10,6 +9,4 @@ __all__ = [
     'check_device',
     'check_positive_int',
     'radius_graph',
-    'DistributedContext',
-    'init_distributed',
 ]

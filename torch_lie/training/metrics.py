@@ -1,0 +1,34 @@
+import json
+import os
+import tempfile
+from typing import Any, List, Sequence
+
+
+def save_json(obj: Any, path: str) -> None:
+    r"""Writes :obj:`obj` as indented JSON to :obj:`path`, atomically (a
+    reader sees the old file or the new one)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{name}.',
+                               suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def markdown_table(header: Sequence[str],
+                   rows: Sequence[Sequence[Any]]) -> str:
+    r"""A Markdown table of :obj:`rows` (cells formatted with :obj:`str`)
+    under :obj:`header`."""
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(f'a row has {len(row)} cells for '
+                             f'{len(header)} columns: {list(row)}')
+    lines: List[str] = ['| ' + ' | '.join(header) + ' |',
+                        '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+    return '\n'.join(lines)
