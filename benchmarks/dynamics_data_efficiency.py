@@ -103,9 +103,10 @@ def run_one(model, n, seed, epochs, args):
         with open(metrics_path) as f:
             metrics = json.load(f)
         example = load_example()
+        requested = vars(example.parse_args(argv))
         diff = config_differences(
-            example.recipe(argparse.Namespace(**metrics['args'])),
-            example.recipe(example.parse_args(argv)))
+            {k: metrics['args'].get(k) for k in example.RECIPE},
+            {k: requested[k] for k in example.RECIPE})
         if diff:
             raise ValueError(f"'{out}' was made with {diff}: use another "
                              f"--runs")

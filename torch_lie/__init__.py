@@ -9,6 +9,7 @@ import torch_lie.testing
 import torch_lie.training
 import torch_lie.transforms
 import torch_lie.utils
+import torch_lie.visualization
 
 __version__ = '0.2.0'
 

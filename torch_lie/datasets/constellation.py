@@ -382,6 +382,15 @@ class Constellation(InMemoryDataset):
         atomic_save((data.to_dict(), slices, data.__class__),
                            self.processed_paths[0])
 
+    @property
+    def num_points(self) -> Tensor:
+        r"""The number of points of every constellation (of this data set or
+        index subset), read from the slices without loading the items."""
+        count = self.slices['pos'].diff()
+        if self._indices is not None:
+            count = count[torch.as_tensor(self.indices(), dtype=torch.long)]
+        return count
+
     def to_dense(self) -> ConstellationBatch:
         r"""The items (of this data set or index subset, without
         :obj:`transform`) as a dense :class:`ConstellationBatch` padded to

@@ -8,6 +8,7 @@ from torch_lie.nn.models.dynamics import (
     SeparableHamiltonian,
 )
 from torch_lie.nn.models.lie_transformer import LieTransformer, LieTransformerBlock
+from torch_lie.nn.models.transformer import PointCloudTransformer
 
 __all__ = [
     'LieTransformer',
@@ -18,4 +19,5 @@ __all__ = [
     'LiePotential',
     'MLPDynamics',
     'MLPPotential',
+    'PointCloudTransformer',
 ]
