@@ -20,7 +20,6 @@ can be restarted; ``--report-only`` rewrites the results from the finished
 runs.
 """
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -29,8 +28,6 @@ import statistics
 import subprocess
 import sys
 import time
-
-from torch_lie.training.checkpoint import config_differences
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, 'examples', 'spring_dynamics.py')
@@ -83,11 +80,28 @@ def run_args(model, n, seed, epochs, args):
     return argv + list(args.extra)
 
 
-def load_example():
-    spec = importlib.util.spec_from_file_location('spring_dynamics', EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+#: Arguments that do not change what a run learns.
+NOT_RECIPE = {'out', 'threads', 'no_progress', 'compile', 'root',
+              'n_test_long'}
+
+
+def argument_differences(saved: dict, argv: list) -> list:
+    r"""The arguments in :obj:`argv` (as given to the example) that differ
+    from the :obj:`saved` arguments of a run."""
+    diffs, i = [], 0
+    while i < len(argv):
+        key = argv[i][2:].replace('-', '_')
+        takes_value = i + 1 < len(argv) and not argv[i + 1].startswith('--')
+        value = argv[i + 1] if takes_value else True
+        i += 2 if takes_value else 1
+        if key in NOT_RECIPE:
+            continue
+        old = saved.get(key)
+        same = (old is True) if value is True else (
+            old is not None and type(old)(value) == old)
+        if not same:
+            diffs.append(f'{key}={old!r} (requested {value!r})')
+    return diffs
 
 
 def run_dir(args, model, n, seed):
@@ -102,14 +116,10 @@ def run_one(model, n, seed, epochs, args):
     if os.path.exists(metrics_path):
         with open(metrics_path) as f:
             metrics = json.load(f)
-        example = load_example()
-        requested = vars(example.parse_args(argv))
-        diff = config_differences(
-            {k: metrics['args'].get(k) for k in example.RECIPE},
-            {k: requested[k] for k in example.RECIPE})
-        if diff:
-            raise ValueError(f"'{out}' was made with {diff}: use another "
-                             f"--runs")
+        diffs = argument_differences(metrics['args'], argv)
+        if diffs:
+            raise ValueError(f"'{out}' was made with {', '.join(diffs)}: use "
+                             f"another --runs")
         if metrics['epochs'] == epochs:
             print(f'{tag} done before, reusing {metrics_path}', flush=True)
             return metrics

@@ -31,8 +31,24 @@ import argparse
 import copy
 import math
 import os
-import sys
 import time
+
+PARSER = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+PARSER.add_argument('--epochs', type=int, default=150)
+PARSER.add_argument('--hidden', type=int, default=64)
+PARSER.add_argument('--layers', type=int, default=2)
+PARSER.add_argument('--heads', type=int, default=4)
+PARSER.add_argument('--batch-size', type=int, default=16)
+PARSER.add_argument('--lr', type=float, default=3e-3)
+PARSER.add_argument('--seed', type=int, default=0)
+PARSER.add_argument('--out', default='runs/molecules/')
+PARSER.add_argument('--device', help='(default: cuda if available)')
+PARSER.add_argument('--threads', type=int, default=1,
+                    help='torch threads; molecules are tiny, so more threads '
+                    'mostly add synchronisation (default: 1)')
+
+if __name__ == '__main__':  # --help and usage errors before slow imports
+    PARSER.parse_args()
 
 import matplotlib
 import torch
@@ -49,6 +65,7 @@ from torch_lie.testing import (
     assert_equivariant,
     assert_invariant_in_distribution,
 )
+from torch_lie.training import save_json
 from torch_lie.transforms import Lift
 from torch_lie.utils import check_device
 
@@ -217,34 +234,17 @@ def plot(predictions, path):
     plt.close(fig)
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--epochs', type=int, default=150)
-    parser.add_argument('--hidden', type=int, default=64)
-    parser.add_argument('--layers', type=int, default=2)
-    parser.add_argument('--heads', type=int, default=4)
-    parser.add_argument('--batch-size', type=int, default=16)
-    parser.add_argument('--lr', type=float, default=3e-3)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', default='runs/molecules/')
-    parser.add_argument('--device',
-                        default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='CPU threads; molecules are tiny, so more threads '
-                        'mostly add synchronisation (default: 1)')
-    return parser.parse_args(argv)
-
-
 def main(argv=None) -> dict:
     r"""Runs the example; returns its metrics."""
-    args = parse_args(argv)
-    check_device(args.device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
+    args = PARSER.parse_args(argv)
+    args.device = args.device or ('cuda' if torch.cuda.is_available() else
+                                  'cpu')
     try:
-        return run(args)
-    finally:
-        torch.set_num_threads(threads)
+        check_device(args.device)
+    except ValueError as error:
+        PARSER.error(str(error))
+    torch.set_num_threads(args.threads)
+    return run(args)
 
 
 def run(args) -> dict:
@@ -293,7 +293,7 @@ def run(args) -> dict:
     plot(predictions, path)
     print(f'\nPredicted vs true on the test set: {path}')
 
-    return {
+    metrics = {
         'models': {name: {'parameters': params, 'test_mae': mae,
                           'seconds': seconds}
                    for name, params, mae, seconds in rows},
@@ -301,10 +301,9 @@ def run(args) -> dict:
         'invariance': checks,
         'plot': path,
     }
+    save_json(metrics, os.path.join(args.out, 'metrics.json'))
+    return metrics
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except ValueError as e:  # bad arguments: the message says what to do
-        sys.exit(f'error: {e}')
+    main()

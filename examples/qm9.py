@@ -1,85 +1,100 @@
-r"""QM9 molecular property regression with a LieTransformer, as in the
-`"LieTransformer: Equivariant Self-Attention for Lie Groups"
-<https://arxiv.org/abs/2012.10885>`_ paper (section 5.2).
+r"""QM9 molecular property regression with a LieTransformer (paper Sec. 5.2).
 
-Data: PyG's :class:`torch_geometric.datasets.QM9` (130,831 molecules,
-downloaded into :obj:`--root` on first use), one of the paper's 12 targets in
-the paper's units (energies in meV, atomisation energies for U0, U, H, G),
-the paper's 15 atom features and its seeded 100,000 / 17,748 / 13,083 split
-(:mod:`torch_lie.datasets.qm9`). The model
-(:class:`~torch_lie.nn.LieTransformer`) owns its
-:class:`~torch_lie.transforms.Lift`; each molecule is lifted to group
-elements by it when it is read (the data sets' transform is the model's
-lift), or, with :obj:`--lift-on-device`, the model lifts whole batches
-itself (fresh Monte Carlo samples every time for SE(3)); T(3) models are
-trained with random rotations (SO(3) augmentation, :obj:`--no-augment` to
-switch off).
+Data: PyG's :class:`~torch_geometric.datasets.QM9` (downloaded into ``--root``
+on first use), one of the paper's 12 targets in its units, its 15 atom
+features and its seeded 100,000 / 17,748 / 13,083 split
+(:mod:`torch_lie.datasets.qm9`). The model owns its lift: molecules are
+lifted in the data loader, or with ``--lift-on-device`` (the GPU default) by
+the model, batch by batch; T(3) models train with random rotations. L1 loss
+on the standardised target, Adam with a warm-up and a cosine schedule, the
+best validation epoch tested at the end beside the paper's number. A
+checkpoint after every epoch; ``--resume`` continues a run, ``--overwrite``
+replaces it. Launched by ``torchrun`` it trains data-parallel (one process
+per GPU, or per share of the CPU with ``--device cpu``; ``--batch-size`` is
+the global batch, and every number of processes sees the same batches)::
 
-Training: L1 loss on the standardised target, Adam with a cosine schedule
-after a linear warm-up over the first 1% of the steps, validation MAE after
-every epoch, the checkpoint of the best validation MAE evaluated on the test
-set at the end and printed beside the paper's number. Checkpoints are
-written atomically to :obj:`--out` after every epoch (:obj:`checkpoint.pt`,
-the whole training state; :obj:`best.pt`, the best model);
-:obj:`--resume` continues an interrupted run exactly where it stopped::
-
-    # The paper's SE(3) model on HOMO, on a GPU (molecules are lifted there,
-    # batch by batch; the data loader only reads and rotates molecules)
-    python examples/qm9.py --target homo --group SE3 --num-lift-samples 4 \
-        --device cuda --num-workers 4 --out runs/qm9-homo-se3
-    # T(3) with SO(3) augmentation ("LieTr-T3+aug"), a radius graph of 5 Å
-    python examples/qm9.py --target U0 --group T3 --r 5.0 --out runs/qm9-u0
-    # A quick CPU try
+    python examples/qm9.py --target homo --group SE3 --device cuda
+    python examples/qm9.py --target U0 --group T3 --r 5.0 --out runs/u0
     python examples/qm9.py --target homo --hidden 64 --layers 2 --epochs 2
-    # Continue after an interruption
-    python examples/qm9.py --target homo --group SE3 --resume
-
-    # Predict the target of any molecule file ASE can read
+    torchrun --nproc_per_node 4 examples/qm9.py --target homo --device cuda
     python examples/qm9.py predict --checkpoint runs/qm9/best.pt mol.xyz
-
-Defaults are the paper's configuration (width 1504, 6 layers, 8 heads,
-4 lifted samples, batch 100, learning rate 1e-3, 500 epochs).
-
-Data-parallel training: launched by :obj:`torchrun`, one process per GPU
-(:obj:`cuda:LOCAL_RANK`, backend :obj:`nccl`) or per share of the CPU
-(:obj:`--device cpu`, backend :obj:`gloo`), the model is wrapped in
-:class:`~torch.nn.parallel.DistributedDataParallel`::
-
-    # 4 GPUs of one machine; --batch-size is the global batch (25 per GPU)
-    torchrun --nproc_per_node 4 examples/qm9.py --target homo --group SE3 \
-        --batch-size 100 --out runs/qm9-homo-se3
-    # 2 CPU processes
-    torchrun --nproc_per_node 2 examples/qm9.py --target homo --group SE3 \
-        --device cpu --hidden 64 --layers 2 --epochs 2
-
-:obj:`--batch-size` must be divisible by the number of processes. The
-training molecules are visited in an order that depends only on
-:obj:`--seed` and the epoch (:class:`~torch.utils.data.DistributedSampler`),
-so every number of processes sees the same global batches (up to the
-padding of the last one when the training set does not divide evenly
-between the processes, which repeats a few molecules). Validation and test
-sets are split between the processes, their errors summed over all of them,
-so that every process reports the same MAE. Rank 0 processes the data set
-(the others wait), prints, and writes the checkpoints, which hold the random
-state of every process; :obj:`--resume` loads them in all processes (on
-several machines, :obj:`--root` and :obj:`--out` must be on a shared file
-system). A run can be resumed with another number of processes: the data
-order stays the same, the random draws (augmentation, lifts) do not.
-
-For tests: when the environment variable :obj:`TORCH_LIE_QM9_DUMP_DIR` is
-set, each process writes its weights at the end of the last epoch and its
-own training losses of every step to :obj:`rank{RANK}.pt` in that folder.
 """
 import argparse
 import math
-import os
 import sys
 import time
-from typing import Dict, Optional
+
+PARSER = argparse.ArgumentParser(
+    description=__doc__.split('\n\n')[0],
+    epilog="'qm9.py predict -h': predictions from a checkpoint")
+PREDICT = argparse.ArgumentParser(
+    prog='qm9.py predict', description='Predicts the target of molecule '
+    'files (any format ASE reads) with a checkpoint of qm9.py; model options '
+    'given must match it.')
+
+
+def add_model_args(parser, defaults: bool):
+    def add(*names, default=None, **kwargs):  # predict: no defaults
+        parser.add_argument(*names, default=default if defaults else None,
+                            **kwargs)
+
+    add('--target', default='homo', help='mu, alpha, homo, lumo, gap, r2, '
+        'zpve, U0, U, H, G or Cv (default: homo)')
+    add('--group', default='SE3', help='group of the lift (default: SE3)')
+    add('--num-lift-samples', type=int,
+        help='lifted elements per atom (default: 4, or 1 for T3)')
+    add('--r', type=float, help='neighbourhood radius in Å (default: all)')
+    add('--max-num-neighbors', type=int)
+    add('--hidden', type=int, default=1504)
+    add('--layers', type=int, default=6)
+    add('--heads', type=int, default=8)
+    add('--kernel-dim', type=int, default=16)
+    add('--pool', default='mean', choices=('mean', 'sum', 'max'))
+    add('--attention', default='softmax', choices=('softmax', 'dot_product'))
+    parser.add_argument('--device', help='(default: cuda if available)')
+
+
+add_model_args(PARSER, defaults=True)
+add_model_args(PREDICT, defaults=False)
+add = PARSER.add_argument
+add('--root', default='data/QM9')
+add('--epochs', type=int, default=500)
+add('--batch-size', type=int, default=100)
+add('--lr', type=float, default=1e-3)
+add('--warmup', type=float, default=0.01, help='warm-up fraction of steps')
+add('--augment', action=argparse.BooleanOptionalAction,
+    help='random rotations of the training molecules (default: T3 only)')
+add('--split-sizes', type=int, nargs=3, metavar=('TRAIN', 'VAL', 'TEST'))
+add('--seed', type=int, default=0)
+add('--out', default='runs/qm9')
+add('--resume', action='store_true', help='continue the run in --out')
+add('--overwrite', action='store_true', help='replace the run in --out')
+add('--num-workers', type=int, default=0)
+add('--lift-on-device', action=argparse.BooleanOptionalAction,
+    help='lift whole batches on --device (default: on for GPUs)')
+add('--threads', type=int, default=1, help='torch threads (default: 1)')
+add('--no-progress', action='store_true')
+PREDICT.add_argument('--checkpoint', required=True, help='best.pt of a run')
+PREDICT.add_argument('files', nargs='+')
+PREDICT.add_argument('--index', type=int, default=-1,
+                     help='structure of multi-structure files (default: last)')
+PREDICT.add_argument('--samples', type=int, default=1,
+                     help='average over this many random lifts')
+
+
+def parse(argv):
+    if argv[:1] == ['predict']:
+        return PREDICT, PREDICT.parse_args(argv[1:])
+    return PARSER, PARSER.parse_args(argv)
+
+
+if __name__ == '__main__':  # --help and usage errors before slow imports
+    parse(sys.argv[1:])
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
+from torch_geometric.datasets import QM9
 from torch_geometric.loader import DataLoader
 from torch_geometric.transforms import Compose
 from tqdm import tqdm
@@ -95,518 +110,229 @@ from torch_lie.datasets.qm9 import (
 from torch_lie.groups import T, group_resolver
 from torch_lie.io.ase import atoms_to_data, read_molecule
 from torch_lie.nn import LieTransformer
-from torch_lie.training import DistributedContext, init_distributed
+from torch_lie.training import (
+    Checkpointer,
+    init_distributed,
+    read_checkpoint,
+    save_json,
+    warmup_cosine,
+)
+from torch_lie.training.checkpoint import config_differences
 from torch_lie.transforms import Lift
 from torch_lie.transforms.random_rotation import RandomRotation
-from torch_lie.utils import atomic_save, check_device
+from torch_lie.utils import check_device
 
-#: Test MAE of the paper (Table 2), in the units of
-#: :data:`torch_lie.datasets.qm9.QM9_TARGETS`.
-PAPER_MAE: Dict[str, Dict[str, float]] = {
-    'LieTr-T3+aug': {
-        'alpha': 0.082, 'gap': 51, 'homo': 33, 'lumo': 27, 'mu': 0.041,
-        'Cv': 0.035, 'G': 19, 'H': 17, 'r2': 0.448, 'U': 16, 'U0': 17,
-        'zpve': 2.10,
-    },
-    'LieTr-SE3': {
-        'alpha': 0.104, 'gap': 52, 'homo': 33, 'lumo': 29, 'mu': 0.061,
-        'Cv': 0.041, 'G': 23, 'H': 27, 'r2': 2.29, 'U': 26, 'U0': 26,
-        'zpve': 3.55,
-    },
+#: The paper's test MAE (Table 2), in the units of the targets.
+PAPER_MAE = {
+    'LieTr-T3+aug': {'alpha': 0.082, 'gap': 51, 'homo': 33, 'lumo': 27,
+                     'mu': 0.041, 'Cv': 0.035, 'G': 19, 'H': 17, 'r2': 0.448,
+                     'U': 16, 'U0': 17, 'zpve': 2.10},
+    'LieTr-SE3': {'alpha': 0.104, 'gap': 52, 'homo': 33, 'lumo': 29,
+                  'mu': 0.061, 'Cv': 0.041, 'G': 23, 'H': 27, 'r2': 2.29,
+                  'U': 26, 'U0': 26, 'zpve': 3.55},
 }
-
-#: Configuration entries that define the model (checked when loading).
-MODEL_KEYS = ('target', 'group', 'num_lift_samples', 'r',
-              'max_num_neighbors', 'hidden', 'layers', 'heads', 'kernel_dim',
-              'mlp_ratio', 'pool', 'attention')
-#: Further entries that define a training run (checked on --resume).
-TRAIN_KEYS = ('epochs', 'batch_size', 'lr', 'warmup', 'seed', 'split_sizes',
-              'augment')
-FORMAT = 'torch_lie/examples/qm9/1'
-#: Testing aid: a folder for each process's final weights and step losses.
-DUMP_ENV = 'TORCH_LIE_QM9_DUMP_DIR'
-
-
-# ----------------------------------------------------------------------
-# Configuration, model and checkpoints.
-def default_lift_samples(group: str) -> int:
-    return 1 if group_resolver(group).deterministic else 4
+MODEL = ('target', 'group', 'num_lift_samples', 'r', 'max_num_neighbors',
+         'hidden', 'layers', 'heads', 'kernel_dim', 'pool', 'attention')
+RECIPE = MODEL + ('batch_size', 'lr', 'warmup', 'seed', 'split_sizes',
+                  'augment')
 
 
 def make_config(args) -> dict:
-    r"""The run's configuration (plain Python values) from parsed
-    arguments."""
-    group = group_resolver(args.group)  # validates the name
-    if args.epochs < 1 or args.batch_size < 1:
-        raise ValueError(f"'--epochs' and '--batch-size' must be at least 1 "
-                         f"(got {args.epochs} and {args.batch_size})")
-    num_samples = args.num_lift_samples
-    if num_samples is None:
-        num_samples = default_lift_samples(args.group)
-    augment = args.augment
-    if augment is None:  # rotation augmentation for groups without rotations
-        augment = isinstance(group, T)
-    return {
-        'target': qm9_target_info(args.target).name,
-        'group': args.group, 'num_lift_samples': num_samples, 'r': args.r,
-        'max_num_neighbors': args.max_num_neighbors, 'hidden': args.hidden,
-        'layers': args.layers, 'heads': args.heads,
-        'kernel_dim': args.kernel_dim, 'mlp_ratio': args.mlp_ratio,
-        'pool': args.pool, 'attention': args.attention,
-        'epochs': args.epochs, 'batch_size': args.batch_size, 'lr': args.lr,
-        'warmup': args.warmup, 'seed': args.seed,
-        'split_sizes': (None if args.split_sizes is None else
-                        list(args.split_sizes)),
-        'augment': bool(augment),
-    }
-
-
-def build_lift(config: dict) -> Lift:
-    return Lift(config['group'], num_samples=config['num_lift_samples'],
-                r=config['r'], max_num_neighbors=config['max_num_neighbors'])
+    r"""What defines the run, with the defaults that depend on the group."""
+    group = group_resolver(args.group)
+    config = {key: getattr(args, key) for key in RECIPE}
+    config['target'] = qm9_target_info(args.target).name
+    if args.num_lift_samples is None:
+        config['num_lift_samples'] = 1 if group.deterministic else 4
+    if args.augment is None:  # no rotations in the group: augment
+        config['augment'] = isinstance(group, T)
+    return config
 
 
 def build_model(config: dict) -> LieTransformer:
-    return LieTransformer(15, config['hidden'], 1, lift=build_lift(config),
+    lift = Lift(config['group'], config['num_lift_samples'], r=config['r'],
+                max_num_neighbors=config['max_num_neighbors'])
+    return LieTransformer(15, config['hidden'], 1, lift=lift,
                           num_layers=config['layers'], heads=config['heads'],
                           kernel_dim=config['kernel_dim'],
-                          attention=config['attention'], pool=config['pool'],
-                          mlp_ratio=config['mlp_ratio'])
+                          attention=config['attention'], pool=config['pool'])
 
 
-def _same(key: str, a, b) -> bool:
-    if key == 'group':
-        return group_resolver(a) == group_resolver(b)
-    if key == 'target':
-        return qm9_target_info(a).name == qm9_target_info(b).name
-    return a == b
-
-
-def check_config(saved: dict, requested: dict, path: str, keys) -> None:
-    r"""Raises a :class:`ValueError` naming every entry of :obj:`keys` in
-    which a checkpoint's configuration differs from the requested one."""
-    diffs = [f"{key}: checkpoint {saved.get(key)!r}, requested "
-             f"{requested[key]!r}" for key in keys
-             if key in requested and not _same(key, saved.get(key),
-                                               requested[key])]
-    if diffs:
-        raise ValueError(f"Checkpoint '{path}' does not match the requested "
-                         f"configuration ({'; '.join(diffs)})")
-
-
-def load_checkpoint(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such checkpoint: '{path}'")
-    state = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(state, dict) or state.get('format') != FORMAT:
-        raise ValueError(f"'{path}' is not a checkpoint of examples/qm9.py")
-    return state
-
-
-def load_model_state(model, state: dict, path: str) -> None:
-    try:
-        model.load_state_dict(state['model'])
-    except (RuntimeError, ValueError) as e:
-        raise ValueError(f"The weights in '{path}' do not fit the model of "
-                         f"its configuration: {e}") from e
-
-
-def paper_row(config: dict) -> Optional[str]:
+def paper_row(config: dict):
     group = group_resolver(config['group'])
-    if isinstance(group, T) and group.space_dim == 3:
+    if isinstance(group, T):
         return 'LieTr-T3+aug'
-    if type(group).__name__ == 'SE3':
-        return 'LieTr-SE3'
-    return None
-
-
-# ----------------------------------------------------------------------
-# Training.
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    r"""Learning-rate factor: linear warm-up over :obj:`warmup` steps, then
-    a cosine decay to zero at :obj:`total` steps."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return 'LieTr-SE3' if type(group).__name__ == 'SE3' else None
 
 
 @torch.no_grad()
-def evaluate(model, loader, mean: float, std: float, device,
-             ctx: Optional[DistributedContext] = None) -> float:
-    r"""MAE in the target's unit (the model predicts standardised values),
-    over the molecules of :obj:`loader` in all processes of :obj:`ctx`
-    (each process holding its share of them). :obj:`model` must not be
-    wrapped in :class:`DistributedDataParallel`, as the shares may differ
-    in their number of batches."""
+def evaluate(model, loader, mean: float, std: float, ctx) -> float:
+    r"""MAE in the target's unit over the molecules of all processes."""
     model.eval()
     total, count = 0.0, 0
     for batch in loader:
-        batch = batch.to(device)
+        batch = batch.to(ctx.device)
         pred = model(batch).view(-1).double() * std + mean
         total += float((pred - batch.y.view(-1).double()).abs().sum())
         count += batch.num_graphs
-    if ctx is not None:
-        total, count = ctx.all_reduce_sum(total, count)
+    total, count = ctx.all_reduce_sum(total, count)
     return total / max(count, 1)
 
 
-def load_datasets(root: str, config: dict, lift: Optional[Lift] = None):
-    r"""The three splits of PyG's QM9 with their transforms, ending with
-    :obj:`lift` (the model's) if given; without it, the model lifts whole
-    batches."""
-    from torch_geometric.datasets import QM9
-
-    dataset = QM9(root)
-    idx = qm9_split(len(dataset), config['seed'], config['split_sizes'])
-    lift = [] if lift is None else [lift]
-    target = QM9Target(config['target'])
-    train_steps = [target, QM9Features()]
-    if config['augment']:
-        train_steps.append(RandomRotation())
-    train_set, val_set, test_set = (dataset.index_select(i) for i in idx)
-    train_set.transform = Compose(train_steps + lift)
-    val_set.transform = test_set.transform = Compose(
-        [target, QM9Features()] + lift)
-    return train_set, val_set, test_set
-
-
-def _quiet(*args, **kwargs) -> None:
-    pass
-
-
-def rng_state(device) -> tuple:
-    r"""This process's random state: CPU and, on a GPU, CUDA."""
-    return (torch.get_rng_state(), torch.cuda.get_rng_state(device)
-            if device.type == 'cuda' else None)
-
-
-def train(args, ctx: Optional[DistributedContext] = None) -> dict:
-    r"""Trains (or resumes) a run; :obj:`ctx` is this process's place in a
-    data-parallel run (default: a single process on :obj:`--device`)."""
-    if ctx is None:
-        ctx = DistributedContext(device=torch.device(args.device))
-    config = make_config(args)
+def train(args, ctx) -> dict:
+    config, world = make_config(args), ctx.world_size
     info = qm9_target_info(config['target'])
-    device, world = ctx.device, ctx.world_size
-    if config['batch_size'] % world:
-        raise ValueError(f"'--batch-size' ({config['batch_size']}) must be "
-                         f"divisible by the number of processes ({world})")
-    log = print if ctx.is_main else _quiet
-    os.makedirs(args.out, exist_ok=True)
-    ckpt_path = os.path.join(args.out, 'checkpoint.pt')
-    best_path = os.path.join(args.out, 'best.pt')
-
-    # Every process decides on its own (before rank 0 can write anything).
-    state = None
-    if os.path.exists(ckpt_path):
-        if not args.resume:
-            raise ValueError(f"'{ckpt_path}' exists: pass --resume to "
-                             f"continue that run, or choose another --out")
-        state = load_checkpoint(ckpt_path)
-        check_config(state['config'], config, ckpt_path,
-                     MODEL_KEYS + TRAIN_KEYS)
-    elif args.resume:
-        log(f"No checkpoint in '{args.out}': starting a new run")
-
-    lift_on_device = args.lift_on_device
-    if lift_on_device is None:
-        lift_on_device = device.type != 'cpu'
-
-    torch.manual_seed(config['seed'])
-    net = build_model(config).to(device)
+    if args.batch_size % world:
+        raise ValueError(f'--batch-size ({args.batch_size}) must be '
+                         f'divisible by the number of processes ({world})')
+    log = print if ctx.is_main else (lambda *a, **k: None)
+    torch.manual_seed(args.seed)
+    net = build_model(config).to(ctx.device)
+    lift_on_device = (ctx.device.type != 'cpu' if args.lift_on_device is None
+                      else args.lift_on_device)
     with ctx.main_process_first():  # PyG processes QM9 on first use
-        # Molecules are lifted by the model's lift: in the data loader (the
-        # data sets' transform), or by the model, batch by batch.
-        train_set, val_set, test_set = load_datasets(
-            args.root, config, None if lift_on_device else net.lift)
-    y = qm9_targets(train_set, info)
-    mean = float(y.mean())
-    std = float(y.std()) if len(y) > 1 else 1.0
-    std = std if std > 0 else 1.0  # a constant target
-    log(f"QM9 '{info.name}' ({info.description}, {info.unit}): "
-        f"{len(train_set)} train / {len(val_set)} val / {len(test_set)} "
-        f"test molecules; train mean {mean:.4g}, std {std:.4g}")
+        dataset = QM9(args.root)
+    target, features = QM9Target(config['target']), QM9Features()
+    lift = [] if lift_on_device else [net.lift]
+    rotate = [RandomRotation()] if config['augment'] else []
+    splits = [dataset.index_select(i) for i in
+              qm9_split(len(dataset), args.seed, args.split_sizes)]
+    splits[0].transform = Compose([target, features] + rotate + lift)
+    splits[1].transform = splits[2].transform = Compose([target, features] +
+                                                        lift)
+    y = qm9_targets(splits[0], info)
+    mean, std = float(y.mean()), float(y.std()) if len(y) > 1 else 1.0
+    std = std or 1.0
+    log(f"QM9 '{info.name}' ({info.unit}): "
+        f"{' / '.join(str(len(s)) for s in splits)} train / val / test")
 
-    # The order of the training molecules depends on the seed and the epoch
-    # only; global batch k is made of the k-th batch of every process.
-    sampler = DistributedSampler(train_set, num_replicas=world,
-                                 rank=ctx.rank, shuffle=True,
-                                 seed=config['seed'], drop_last=False)
-    loader_kwargs = dict(batch_size=config['batch_size'] // world,
-                         num_workers=args.num_workers)
-    train_loader = DataLoader(train_set, sampler=sampler, **loader_kwargs)
-    if world > 1:  # each process evaluates its share
-        val_set = val_set[ctx.rank::world]
-        test_set = test_set[ctx.rank::world]
-    val_loader = DataLoader(val_set, **loader_kwargs)
-    test_loader = DataLoader(test_set, **loader_kwargs)
-
-    num_params = sum(p.numel() for p in net.parameters())
-    log(f"{net}: {num_params:,} parameters, lifted "
-        f"{'by the model' if lift_on_device else 'in the data loader'}, "
-        f"augmentation {'on' if config['augment'] else 'off'}"
-        + (f", {world} processes of batch {config['batch_size'] // world}"
-           if ctx.is_distributed else ''))
-    if ctx.rank > 0:  # same weights, but random draws of its own
-        torch.manual_seed(config['seed'] + ctx.rank)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config['lr'])
-    # The same number of steps for any number of processes.
-    total_steps = config['epochs'] * len(train_loader)
-    warmup = max(1, round(config['warmup'] * total_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, warmup, total_steps))
-
-    start_epoch, best_val, best_epoch, history = 0, math.inf, 0, []
-    if state is not None:  # every process loads the checkpoint
-        load_model_state(net, state, ckpt_path)
-        optimizer.load_state_dict(state['optimizer'])
-        scheduler.load_state_dict(state['scheduler'])
-        start_epoch, history = state['epoch'], list(state['history'])
-        best_val, best_epoch = state['best_val_mae'], state['best_epoch']
-        mean, std = state['target_mean'], state['target_std']
-        saved = state.get('rng_states') or [(state['rng_state'],
-                                             state.get('cuda_rng_state'))]
-        if len(saved) != world:
-            log(f"The checkpoint was written by {len(saved)} process(es), "
-                f"resuming with {world}: random draws differ from those of "
-                f"an uninterrupted run")
-        if ctx.rank < len(saved):
-            cpu_state, cuda_state = saved[ctx.rank]
-            torch.set_rng_state(cpu_state)
-            if device.type == 'cuda' and cuda_state is not None:
-                torch.cuda.set_rng_state(cuda_state, device)
-        else:  # a stream of its own
-            torch.manual_seed(config['seed'] + ctx.rank + 1000 * start_epoch)
-        log(f"Resuming '{ckpt_path}' after epoch {start_epoch}")
-
+    # Global batch k is the k-th batch of every process.
+    sampler = DistributedSampler(splits[0], world, ctx.rank, seed=args.seed)
+    kwargs = dict(batch_size=args.batch_size // world,
+                  num_workers=args.num_workers)
+    loader = DataLoader(splits[0], sampler=sampler, **kwargs)
+    val, test = (DataLoader(s[ctx.rank::world], **kwargs) for s in splits[1:])
+    params = sum(p.numel() for p in net.parameters())
+    log(f'{params:,} parameters; {world} process(es) of batch '
+        f'{args.batch_size // world}')
+    torch.manual_seed(args.seed + ctx.rank)  # same weights, own draws
+    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
+    total = args.epochs * len(loader)
+    scheduler = warmup_cosine(optimizer, total,
+                              max(1, round(args.warmup * total)))
+    ckpt = Checkpointer(args.out, config, resume=args.resume,
+                        overwrite=args.overwrite, ctx=ctx)
+    state = ckpt.restore(net, optimizer, scheduler)
+    if state:
+        log(f"resumed from epoch {state['epoch']} of {ckpt.path}")
+        if ckpt.saved_world_size != world:
+            log(f'the checkpoint was written by {ckpt.saved_world_size} '
+                f'process(es), resuming with {world}: the random draws '
+                f'differ from those of an uninterrupted run')
+    history = state.get('history', [])
+    best = state.get('best', {'val_mae': math.inf, 'epoch': 0})
     model = net
     if ctx.is_distributed:  # broadcasts rank 0's weights
         model = DistributedDataParallel(
-            net, device_ids=[device] if device.type == 'cuda' else None)
-
-    def snapshot(epoch: int, rng_states=None) -> dict:
-        out = {'format': FORMAT, 'config': config, 'epoch': epoch,
-               'model': net.state_dict(), 'target_mean': mean,
-               'target_std': std, 'best_val_mae': best_val,
-               'best_epoch': best_epoch, 'history': history}
-        if rng_states is not None:  # the whole training state
-            out.update(optimizer=optimizer.state_dict(),
-                       scheduler=scheduler.state_dict(),
-                       rng_state=rng_states[0][0],
-                       cuda_rng_state=rng_states[0][1],
-                       rng_states=rng_states, world_size=world)
-        return out
-
-    step_losses = []  # this process's, for DUMP_ENV
-    for epoch in range(start_epoch, config['epochs']):
+            net, device_ids=[ctx.device] if ctx.device.type == 'cuda' else
+            None)
+    for epoch in range(state.get('epoch', 0) + 1, args.epochs + 1):
         model.train()
-        sampler.set_epoch(epoch)
-        start, total, count = time.perf_counter(), 0.0, 0
-        progress = tqdm(train_loader, desc=f"epoch {epoch + 1}/"
-                        f"{config['epochs']}", leave=False,
-                        disable=not (args.progress and ctx.is_main))
-        for batch in progress:
-            batch = batch.to(device)
+        sampler.set_epoch(epoch - 1)
+        start, loss_sum, count = time.perf_counter(), 0.0, 0
+        for batch in tqdm(loader, desc=f'epoch {epoch}/{args.epochs}',
+                          leave=False, disable=args.no_progress or
+                          not ctx.is_main):
+            batch = batch.to(ctx.device)
             target = (batch.y.view(-1) - mean) / std
-            # Equal batch sizes in all processes (the sampler pads): the
-            # mean of the processes' gradients is that of the global batch.
             loss = (model(batch).view(-1) - target).abs().mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             scheduler.step()
-            step_losses.append(float(loss.detach()))
-            total += step_losses[-1] * batch.num_graphs
+            loss_sum += float(loss) * batch.num_graphs
             count += batch.num_graphs
-            progress.set_postfix(loss=f'{total / count:.4f}')
-        seconds = time.perf_counter() - start
-        total, count = ctx.all_reduce_sum(total, count)
-        val_mae = evaluate(net, val_loader, mean, std, device, ctx)
-        history.append({'epoch': epoch + 1, 'train_loss': total / count,
-                        'val_mae': val_mae, 'seconds': seconds})
-        rng_states = ctx.all_gather_object(rng_state(device))
-        if val_mae < best_val:  # the same in every process
-            best_val, best_epoch = val_mae, epoch + 1
-            if ctx.is_main:
-                atomic_save(snapshot(epoch + 1), best_path)
-        if ctx.is_main:
-            atomic_save(snapshot(epoch + 1, rng_states), ckpt_path)
-            tqdm.write(f"epoch {epoch + 1:>4}: train L1 (std. units) "
-                       f"{total / count:.4f}, val MAE {val_mae:.4g} "
-                       f"{info.unit} ({seconds:.1f} s, "
-                       f"{count / seconds:.1f} graphs/s)")
-
-    if os.environ.get(DUMP_ENV):
-        dump_dir = os.environ[DUMP_ENV]
-        os.makedirs(dump_dir, exist_ok=True)
-        torch.save({'rank': ctx.rank, 'world_size': world,
-                    'model': net.state_dict(), 'step_losses': step_losses,
-                    'history': history},
-                   os.path.join(dump_dir, f'rank{ctx.rank}.pt'))
-
+        loss_sum, count = ctx.all_reduce_sum(loss_sum, count)
+        val_mae = evaluate(net, val, mean, std, ctx)
+        history.append({'epoch': epoch, 'train_loss': loss_sum / count,
+                        'val_mae': val_mae,
+                        'seconds': time.perf_counter() - start})
+        if val_mae < best['val_mae']:  # the same in every process
+            best = {'val_mae': val_mae, 'epoch': epoch}
+            ckpt.save_best(net, target_mean=mean, target_std=std)
+        ckpt.save(net, optimizer, scheduler, epoch=epoch, history=history,
+                  best=best)
+        log(f"epoch {epoch}: train L1 {loss_sum / count:.4f} (std. units), "
+            f"val MAE {val_mae:.4g} {info.unit}")
     ctx.barrier()  # best.pt is written
-    best = load_checkpoint(best_path)
-    load_model_state(net, best, best_path)
-    test_mae = evaluate(net, test_loader, mean, std, device, ctx)
+    ckpt.load_best(net)
     row = paper_row(config)
-    paper = PAPER_MAE[row][info.name] if row is not None else None
-    line = (f"test MAE {info.name}: {test_mae:.4g} {info.unit} (best "
-            f"validation epoch {best_epoch})")
-    if paper is not None:
-        line += f"; paper {row}: {paper:g} {info.unit}"
-    log(line)
-    return {'config': config, 'parameters': num_params, 'history': history,
-            'best_epoch': best_epoch, 'best_val_mae': best_val,
-            'test_mae': test_mae, 'paper_row': row, 'paper_mae': paper,
-            'unit': info.unit, 'checkpoint': ckpt_path, 'best': best_path,
-            'world_size': world}
+    metrics = {'config': config, 'parameters': params, 'history': history,
+               'best_epoch': best['epoch'], 'best_val_mae': best['val_mae'],
+               'test_mae': evaluate(net, test, mean, std, ctx),
+               'unit': info.unit, 'paper_row': row, 'world_size': world,
+               'paper_mae': PAPER_MAE[row][info.name] if row else None}
+    log(f"test MAE {info.name}: {metrics['test_mae']:.4g} {info.unit}" +
+        (f"; paper {row}: {metrics['paper_mae']:g} {info.unit}" if row
+         else ''))
+    if ctx.is_main:
+        save_json(metrics, f'{args.out}/metrics.json')
+    return metrics
 
 
-# ----------------------------------------------------------------------
-# Prediction.
 def predict(args) -> list:
-    state = load_checkpoint(args.checkpoint)
-    config = dict(state['config'])
-    requested = {key: getattr(args, key) for key in MODEL_KEYS
-                 if getattr(args, key, None) is not None}
-    check_config(config, requested, args.checkpoint, MODEL_KEYS)
-    info = qm9_target_info(config['target'])
-    device = torch.device(args.device)
+    state = read_checkpoint(args.checkpoint, 'pass best.pt of a qm9.py run')
+    if 'target_mean' not in state:
+        raise ValueError(f"'{args.checkpoint}' is not the best.pt of a "
+                         f"qm9.py run")
+    config = state['config']
+    requested = {k: getattr(args, k) for k in MODEL
+                 if getattr(args, k) is not None}
+    diff = config_differences({k: config[k] for k in requested}, requested)
+    if diff:
+        raise ValueError(f"'{args.checkpoint}' holds a model with {diff}")
     model = build_model(config)
-    load_model_state(model, state, args.checkpoint)
-    model = model.to(device).eval()
-    mean, std = state['target_mean'], state['target_std']
-
-    results = []
+    model.load_state_dict(state['model'])
+    model.to(args.device).eval()
+    info, results = qm9_target_info(config['target']), []
     for path in args.files:
         atoms = read_molecule(path, index=args.index)
         try:
-            data = atoms_to_data(atoms, features=qm9_features)
-        except ValueError as e:
-            raise ValueError(f"'{path}': {e}") from e
-        preds = []
-        with torch.no_grad():
-            data = data.to(device)
-            for _ in range(args.samples):  # Monte Carlo lifts
-                preds.append(float(model(data)) * std + mean)
-        value = sum(preds) / len(preds)
-        print(f"{path}: {info.name} = {value:.6g} {info.unit} "
-              f"({atoms.get_chemical_formula()})")
+            data = atoms_to_data(atoms, features=qm9_features).to(args.device)
+        except ValueError as error:
+            raise ValueError(f"'{path}': {error}") from None
+        with torch.no_grad():  # averaged over random lifts
+            value = sum(float(model(data)) for _ in range(args.samples))
+        value = value / args.samples * state['target_std'] + \
+            state['target_mean']
+        print(f'{path}: {info.name} = {value:.6g} {info.unit} '
+              f'({atoms.get_chemical_formula()})')
         results.append({'file': str(path), 'target': info.name,
                         'value': value, 'unit': info.unit})
     return results
 
 
-# ----------------------------------------------------------------------
-# Command line.
-def add_model_args(parser, defaults: bool):
-    d = (lambda value: value) if defaults else (lambda value: None)
-    parser.add_argument('--target', default=d('homo'),
-                        help="one of mu, alpha, homo, lumo, gap, r2, zpve, "
-                        "U0, U, H, G, Cv (default: homo)")
-    parser.add_argument('--group', default=d('SE3'),
-                        help="group of the lift, e.g. SE3, T3, SO3, "
-                        "SE3-matrix (default: SE3)")
-    parser.add_argument('--num-lift-samples', type=int, default=None,
-                        help='lifted elements per atom (default: 4 for '
-                        'random lifts, 1 for T3)')
-    parser.add_argument('--r', type=float, default=None,
-                        help='neighbourhood radius in Å (default: full '
-                        'attention)')
-    parser.add_argument('--max-num-neighbors', type=int, default=None,
-                        help='keep only the nearest neighbours of each atom '
-                        '(default: all)')
-    parser.add_argument('--hidden', type=int, default=d(1504))
-    parser.add_argument('--layers', type=int, default=d(6))
-    parser.add_argument('--heads', type=int, default=d(8))
-    parser.add_argument('--kernel-dim', type=int, default=d(16))
-    parser.add_argument('--mlp-ratio', type=float, default=d(1.0))
-    parser.add_argument('--pool', default=d('mean'),
-                        choices=['mean', 'sum', 'max'])
-    parser.add_argument('--attention', default=d('softmax'),
-                        choices=['softmax', 'dot_product'])
-
-
-def parse_train_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Trains a LieTransformer on a QM9 target, as in the '
-        'LieTransformer paper (arXiv:2012.10885, section 5.2).',
-        epilog="Use 'qm9.py predict -h' for predictions from a checkpoint.")
-    add_model_args(parser, defaults=True)
-    parser.add_argument('--root', default='data/QM9',
-                        help="PyG's QM9 folder (default: data/QM9)")
-    parser.add_argument('--epochs', type=int, default=500)
-    parser.add_argument('--batch-size', type=int, default=100)
-    parser.add_argument('--lr', type=float, default=1e-3)
-    parser.add_argument('--warmup', type=float, default=0.01,
-                        help='warm-up fraction of the steps (default: 0.01)')
-    parser.add_argument('--augment', action=argparse.BooleanOptionalAction,
-                        default=None, help='random SO(3) rotations of the '
-                        'training molecules (default: on for T3 only)')
-    parser.add_argument('--split-sizes', type=int, nargs=3, default=None,
-                        metavar=('TRAIN', 'VAL', 'TEST'),
-                        help='explicit split sizes (default: the paper\'s '
-                        '100000 17748 13083, scaled to the data)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the split, the model and the draws')
-    parser.add_argument('--out', default='runs/qm9')
-    parser.add_argument('--resume', action='store_true',
-                        help="continue the run in --out from checkpoint.pt")
-    parser.add_argument('--device',
-                        default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--num-workers', type=int, default=0,
-                        help='data loader processes')
-    parser.add_argument('--lift-on-device',
-                        action=argparse.BooleanOptionalAction, default=None,
-                        help='let the model lift whole batches on --device '
-                        'instead of lifting each molecule in the data loader '
-                        '(default: on for GPUs, where lifting in the loader '
-                        'would be the bottleneck)')
-    parser.add_argument('--progress', action=argparse.BooleanOptionalAction,
-                        default=True, help='tqdm progress bars')
-    args = parser.parse_args(argv)
-    if args.split_sizes is not None:
-        args.split_sizes = tuple(args.split_sizes)
-    return args
-
-
-def parse_predict_args(argv):
-    parser = argparse.ArgumentParser(
-        prog='qm9.py predict',
-        description='Predicts the target of molecules from a checkpoint of '
-        'qm9.py. Model options, when given, must match the checkpoint.')
-    parser.add_argument('--checkpoint', required=True,
-                        help='best.pt or checkpoint.pt of a training run')
-    parser.add_argument('files', nargs='+',
-                        help='molecule files in any format ASE reads')
-    parser.add_argument('--index', type=int, default=-1,
-                        help='structure of multi-structure files (default: '
-                        'the last)')
-    parser.add_argument('--samples', type=int, default=1,
-                        help='average over this many random lifts')
-    parser.add_argument('--device', default='cpu')
-    add_model_args(parser, defaults=False)
-    return parser.parse_args(argv)
-
-
 def main(argv=None):
-    r"""Runs training (returns its metrics) or, with :obj:`predict` as the
-    first argument, prediction (returns one result per file)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == 'predict':
-        args = parse_predict_args(argv[1:])
+    parser, args = parse(sys.argv[1:] if argv is None else list(argv))
+    args.device = args.device or ('cuda' if torch.cuda.is_available() else
+                                  'cpu')
+    try:
         check_device(args.device)
+        if args.group is not None:
+            group_resolver(args.group)
+        if args.target is not None:
+            qm9_target_info(args.target)
+    except ValueError as error:
+        parser.error(str(error))
+    if parser is PREDICT:
         return predict(args)
-    args = parse_train_args(argv)
-    check_device(args.device)
-    # Joins the process group when launched by torchrun.
-    with init_distributed(args.device) as ctx:
+    torch.set_num_threads(args.threads)
+    with init_distributed(args.device) as ctx:  # joins a torchrun launch
         return train(args, ctx)
 
 
 if __name__ == '__main__':
     try:
         main()
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
+    except (ValueError, FileNotFoundError) as error:  # names the fix
+        sys.exit(f'error: {error}')

@@ -1,4 +1,3 @@
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,21 +9,6 @@ from ase.build import molecule
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 EXAMPLES = Path(__file__).resolve().parents[1] / 'examples'
-
-
-def _load_example(name: str):
-    spec = importlib.util.spec_from_file_location(f'{name}_example',
-                                                  EXAMPLES / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope='session')
-def load_example():
-    r"""Imports :obj:`examples/{name}.py` (the examples are scripts, not a
-    package) as a fresh module."""
-    return _load_example
 
 
 def _run_example(name: str, *args: str, check: bool = True

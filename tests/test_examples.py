@@ -1,15 +1,13 @@
+import json
 import math
-from pathlib import Path
 
 
-def test_molecules_example(load_example, tmp_path):
-    molecules = load_example('molecules')
-    metrics = molecules.main([
-        '--epochs', '1', '--hidden', '8', '--layers', '1', '--heads', '2',
-        '--batch-size', '64', '--device', 'cpu', '--out', str(tmp_path)
-    ])
-    assert Path(metrics['plot']).is_file()
-    assert Path(metrics['plot']).parent == tmp_path
+def test_molecules_example(run_example, tmp_path):
+    run_example('molecules', '--epochs', '1', '--hidden', '8', '--layers',
+                '1', '--heads', '2', '--batch-size', '64', '--device', 'cpu',
+                '--out', str(tmp_path))
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert (tmp_path / 'predictions.png').stat().st_size > 0
     assert set(metrics['models']) == {'T(3)', 'SE(3)'}
     for row in metrics['models'].values():
         assert row['parameters'] > 0

@@ -13,7 +13,8 @@ PROBE = ('import runpy, sys; sys.argv = [{path!r}, "--help"]\n'
          'print("torch imported:", "torch" in sys.modules)')
 
 
-@pytest.mark.parametrize('name', ['spring_dynamics', 'constellation'])
+@pytest.mark.parametrize('name', ['spring_dynamics', 'constellation', 'qm9',
+                                  'molecules'])
 def test_help_comes_before_the_slow_imports(name):
     path = str(EXAMPLES / f'{name}.py')
     out = subprocess.run([sys.executable, '-c', PROBE.format(path=path)],

@@ -1,8 +1,9 @@
 r"""examples/qm9.py trained data-parallel by two CPU processes under
 :obj:`torch.distributed.run` (torchrun, backend gloo, loopback only) on a
-small QM9 written from ASE molecules: the processes end with the same
-weights, and train as a single process with the same global batch does."""
+small QM9 written from ASE molecules: they train as a single process with
+the same global batch does, and resume a single process's run."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,7 +15,6 @@ import torch.distributed as dist
 from ase.build import molecule
 
 from torch_lie.datasets.qm9 import write_qm9_raw
-from torch_lie.training import DistributedContext
 
 pytestmark = pytest.mark.skipif(not dist.is_available(),
                                 reason='torch.distributed is not available')
@@ -53,14 +53,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only synchronise
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def root(tmp_path):
     try:
@@ -77,11 +69,10 @@ def root(tmp_path):
     return tmp_path / 'QM9'
 
 
-def torchrun(args, dump_dir, nproc: int = 2) -> str:
+def torchrun(args, nproc: int = 2) -> str:
     r"""Runs examples/qm9.py in :obj:`nproc` CPU processes; returns what
     they printed."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1',
-               TORCH_LIE_QM9_DUMP_DIR=str(dump_dir))
+    env = dict(os.environ, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1')
     for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_PORT'):
         env.pop(name, None)
     if sys.platform.startswith('linux'):  # loopback only
@@ -90,96 +81,72 @@ def torchrun(args, dump_dir, nproc: int = 2) -> str:
            str(nproc), '--master_addr', '127.0.0.1', '--master_port',
            str(free_port()), 'examples/qm9.py'] + list(args)
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
 
-def test_two_processes_match_one(load_example, root, tmp_path, monkeypatch):
+def checkpoint(out: Path) -> dict:
+    return torch.load(out / 'checkpoint.pt', weights_only=False)
+
+
+def test_two_processes_match_one(run_example, root, tmp_path):
     out = torchrun(['--root', str(root), '--out', str(tmp_path / 'ddp')]
-                   + ARGS, tmp_path / 'ddp-dump')
-    # Rank 0 alone prints (once) and writes the checkpoints.
-    assert out.count('12 train / 2 val / 2 test') == 1, out
-    assert '2 processes of batch 2' in out
+                   + ARGS)
+    # Rank 0 alone prints (once) and writes the checkpoints, which hold the
+    # random state of both processes.
+    assert out.count('12 / 2 / 2 train / val / test') == 1, out
+    assert '2 process(es) of batch 2' in out
     assert out.count('test MAE U0') == 1
-    ranks = [torch.load(tmp_path / 'ddp-dump' / f'rank{r}.pt',
-                        weights_only=True) for r in (0, 1)]
-    assert [d['world_size'] for d in ranks] == [2, 2]
+    ddp = checkpoint(tmp_path / 'ddp')
+    assert len(ddp['rng']) == 2
 
-    # (1) Both processes end with the same weights, those of the checkpoint,
-    # and report the same (all-reduced) metrics.
-    ckpt = torch.load(tmp_path / 'ddp' / 'checkpoint.pt', weights_only=True)
-    assert ckpt['world_size'] == 2 and len(ckpt['rng_states']) == 2
-    assert_same_weights(ranks[0]['model'], ranks[1]['model'])
-    assert_same_weights(ranks[0]['model'], ckpt['model'])
-    def metrics(history):  # without the epochs' times, measured per process
-        return [(h['train_loss'], h['val_mae']) for h in history]
-
-    assert metrics(ranks[0]['history']) == metrics(ranks[1]['history']) == \
-        metrics(ckpt['history'])
-
-    # (2) One process with the global batch of 4 sees the same batches: 3
-    # steps of 12 molecules; its loss of each step is the mean of the two
-    # processes' losses (2 molecules each), exactly so for the first step.
-    monkeypatch.setenv('TORCH_LIE_QM9_DUMP_DIR', str(tmp_path / 'one-dump'))
-    single = load_example('qm9').main(
-        ['--root', str(root), '--out', str(tmp_path / 'one')] + ARGS)
-    one = torch.load(tmp_path / 'one-dump' / 'rank0.pt', weights_only=True)
-    assert one['world_size'] == 1 and len(one['step_losses']) == 3
-    ddp_losses = [(a + b) / 2 for a, b in zip(ranks[0]['step_losses'],
-                                              ranks[1]['step_losses'])]
-    assert len(ddp_losses) == 3
-    assert ddp_losses[0] == pytest.approx(one['step_losses'][0], rel=1e-6)
-    assert ddp_losses == pytest.approx(one['step_losses'], rel=1e-5)
-    ddp_epoch, one_epoch = ckpt['history'][0], single['history'][0]
-    assert ddp_epoch['train_loss'] == pytest.approx(one_epoch['train_loss'],
-                                                    rel=1e-5)
-    assert ddp_epoch['val_mae'] == pytest.approx(one_epoch['val_mae'],
-                                                 rel=1e-5)
-    assert_same_weights(ranks[0]['model'], one['model'], exact=False)
+    # One process with the global batch of 4 sees the same batches (3 steps
+    # of 12 molecules): the same losses and, up to rounding, weights.
+    run_example('qm9', '--root', str(root), '--out', str(tmp_path / 'one'),
+                *ARGS)
+    one = checkpoint(tmp_path / 'one')
+    assert len(one['rng']) == 1
+    for a, b in zip(ddp['state']['history'], one['state']['history'],
+                    strict=True):
+        assert a['train_loss'] == pytest.approx(b['train_loss'], rel=1e-5)
+        assert a['val_mae'] == pytest.approx(b['val_mae'], rel=1e-5)
+    assert_same_weights(ddp['model'], one['model'], exact=False)
 
 
-def test_resume_with_two_processes(load_example, root, tmp_path, monkeypatch):
-    r"""A single-process run interrupted after its first epoch, resumed by
-    two processes, ends as the uninterrupted single-process run (no random
-    draws, and the same global batches for any number of processes)."""
-    qm9 = load_example('qm9')
-    args = ['--root', str(root)] + ARGS + ['--epochs', '2']
-    full = qm9.main(args + ['--out', str(tmp_path / 'full')])
-
-    evaluate, calls = qm9.evaluate, []
-
-    def interrupted(*a, **kw):  # dies during the second epoch's validation
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return evaluate(*a, **kw)
-
-    monkeypatch.setattr(qm9, 'evaluate', interrupted)
-    part = tmp_path / 'part'
-    with pytest.raises(KeyboardInterrupt):
-        qm9.main(args + ['--out', str(part)])
-    assert torch.load(part / 'checkpoint.pt', weights_only=True)['epoch'] == 1
-
-    out = torchrun(args + ['--out', str(part), '--resume'], tmp_path / 'dump')
-    assert out.count('after epoch 1') == 1, out
+def test_resume_with_two_processes(run_example, root, tmp_path):
+    r"""A run of one process, resumed for a second epoch by two processes,
+    ends as when one process resumes it (no random draws, and the same
+    global batches for any number of processes), up to rounding."""
+    args = ['--root', str(root)] + ARGS
+    run_example('qm9', *args, '--out', str(tmp_path / 'one'))
+    shutil.copytree(tmp_path / 'one', tmp_path / 'two')
+    run_example('qm9', *args, '--epochs', '2', '--resume', '--out',
+                str(tmp_path / 'one'))
+    out = torchrun(args + ['--epochs', '2', '--resume', '--out',
+                           str(tmp_path / 'two')])
+    assert out.count('resumed from epoch 1') == 1, out
     assert 'written by 1 process(es), resuming with 2' in out
-    ranks = [torch.load(tmp_path / 'dump' / f'rank{r}.pt',
-                        weights_only=True) for r in (0, 1)]
-    a = torch.load(tmp_path / 'full' / 'checkpoint.pt', weights_only=True)
-    b = torch.load(part / 'checkpoint.pt', weights_only=True)
-    assert a['epoch'] == b['epoch'] == 2 and b['world_size'] == 2
-    for h, g in zip(b['history'], full['history']):
-        assert h['train_loss'] == pytest.approx(g['train_loss'], rel=1e-5)
-        assert h['val_mae'] == pytest.approx(g['val_mae'], rel=1e-5)
-    assert_same_weights(ranks[0]['model'], ranks[1]['model'])
-    assert_same_weights(b['model'], a['model'], exact=False)
+    one, two = checkpoint(tmp_path / 'one'), checkpoint(tmp_path / 'two')
+    assert one['state']['epoch'] == two['state']['epoch'] == 2
+    assert len(two['rng']) == 2
+    assert one['state']['history'][0] == two['state']['history'][0]
+    second = one['state']['history'][1], two['state']['history'][1]
+    assert second[0]['train_loss'] == pytest.approx(second[1]['train_loss'],
+                                                    rel=1e-5)
+    assert second[0]['val_mae'] == pytest.approx(second[1]['val_mae'],
+                                                 rel=1e-5)
+    assert_same_weights(one['model'], two['model'], exact=False)
 
 
-def test_batch_size_must_divide(load_example, root, tmp_path):
-    qm9 = load_example('qm9')
-    args = qm9.parse_train_args(['--root', str(root), '--out',
-                                 str(tmp_path / 'run')] + ARGS
-                                + ['--batch-size', '5'])
-    with pytest.raises(ValueError, match=r"'--batch-size' \(5\).*\(2\)"):
-        qm9.train(args, DistributedContext(rank=1, world_size=2))
+def test_batch_size_must_divide(root, tmp_path):
+    out = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
+         '2', '--master_addr', '127.0.0.1', '--master_port', str(free_port()),
+         'examples/qm9.py', '--root', str(root), '--out', str(tmp_path)] +
+        ARGS + ['--batch-size', '5'], cwd=REPO, capture_output=True,
+        text=True, timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS='1', GLOO_SOCKET_IFNAME='lo'))
+    assert out.returncode != 0
+    assert '--batch-size (5) must be divisible by the number of processes ' \
+        '(2)' in out.stderr

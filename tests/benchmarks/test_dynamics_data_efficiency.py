@@ -54,5 +54,5 @@ def test_study_refuses_runs_of_another_recipe(tmp_path):
             '--results', str(tmp_path / 'results'), '--'] + TINY
     main(['--batch-size', '2'] + argv)
     with pytest.raises(ValueError, match=r"made with batch_size=2 \(requested "
-                       r"batch_size=4\): use another --runs"):
+                       r"'4'\): use another --runs"):
         main(['--batch-size', '4'] + argv)

@@ -125,10 +125,49 @@ def test_not_a_training_checkpoint(tmp_path):
         Checkpointer(str(tmp_path), {}, resume=True).restore(setup()[0])
 
 
+class SecondProcess:
+    r"""Rank 1 of 2, its collectives answered as if rank 0 held the same."""
+    rank, world_size, is_main = 1, 2, False
+
+    def barrier(self):
+        pass
+
+    def all_gather_object(self, obj):
+        return [obj, obj]
+
+
 def test_only_the_main_process_writes(tmp_path):
     model, opt, sched = setup()
-    ckpt = Checkpointer(str(tmp_path / 'run'), {}, is_main=False)
+    ckpt = Checkpointer(str(tmp_path / 'run'), {}, ctx=SecondProcess())
     ckpt.restore(model)
     ckpt.save(model, opt, sched, epoch=1)
     ckpt.save_best(model)
     assert not os.path.exists(tmp_path / 'run')
+
+
+def test_random_states_of_every_process(tmp_path):
+    model, opt, sched = setup()
+    ckpt = Checkpointer(str(tmp_path), {})
+    ckpt.restore(model)
+    ckpt.save(model, opt, sched)  # one process
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    # A second process resuming a run of one keeps its own random state.
+    resumed = Checkpointer(str(tmp_path), {}, resume=True,
+                           ctx=SecondProcess())
+    resumed.restore(model, opt, sched)
+    assert resumed.saved_world_size == 1
+    assert torch.equal(torch.rand(3), expected)
+    assert len(torch.load(ckpt.path, weights_only=False)['rng']) == 1
+
+
+def test_best_weights_carry_the_configuration(tmp_path):
+    model = setup()[0]
+    ckpt = Checkpointer(str(tmp_path), {'width': 3})
+    ckpt.restore(model)
+    ckpt.save_best(model, target_mean=1.5)
+    other = torch.nn.Linear(3, 2)
+    assert ckpt.load_best(other) == {'config': {'width': 3},
+                                     'target_mean': 1.5}
+    assert torch.equal(other.weight, model.weight)

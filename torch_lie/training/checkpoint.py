@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
+from torch_lie.training.distributed import DistributedContext
 from torch_lie.utils import atomic_save
 
 #: The errors :func:`torch.load` raises for a file that is not a complete
@@ -106,9 +107,11 @@ class Checkpointer:
             :obj:`overwrite` (e.g. the names of command-line options), quoted
             in error messages. (default: :obj:`{'resume': '--resume',
             'overwrite': '--overwrite'}`)
-        is_main (bool, optional): Whether this process writes (the main
-            process of a distributed run); every process restores.
-            (default: :obj:`True`)
+        ctx (DistributedContext, optional): This process's place in a
+            data-parallel run: every process restores (and its own random
+            state), every process calls :meth:`save` (which gathers their
+            random states) and the main process writes. (default: a single
+            process)
     """
     name = 'checkpoint.pt'
     best_name = 'best.pt'
@@ -116,7 +119,7 @@ class Checkpointer:
     def __init__(self, directory: str, config: Dict[str, Any],
                  resume: bool = False, overwrite: bool = False,
                  flags: Optional[Dict[str, str]] = None,
-                 is_main: bool = True):
+                 ctx: Optional[DistributedContext] = None):
         if resume and overwrite:
             raise ValueError("'resume' and 'overwrite' exclude each other")
         self.directory = directory
@@ -125,7 +128,10 @@ class Checkpointer:
         self.overwrite = overwrite
         self.flags = {'resume': '--resume', 'overwrite': '--overwrite',
                       **(flags or {})}
-        self.is_main = is_main
+        self.ctx = ctx or DistributedContext()
+        self.is_main = self.ctx.is_main
+        #: The number of processes that wrote the restored checkpoint.
+        self.saved_world_size: Optional[int] = None
 
     @property
     def path(self) -> str:
@@ -138,13 +144,13 @@ class Checkpointer:
     def restore(self, model: torch.nn.Module,
                 optimizer: Optional[torch.optim.Optimizer] = None,
                 scheduler: Optional[Any] = None,
-                generator: Optional[torch.Generator] = None,
-                rng: bool = True) -> Dict[str, Any]:
+                generator: Optional[torch.Generator] = None
+                ) -> Dict[str, Any]:
         r"""Prepares the run: returns :obj:`{}` for a new run, or restores
         the saved states into the arguments and returns what was passed to
-        :meth:`save` as keywords. With :obj:`rng=False` the random states
-        are left alone (e.g. when each process of a distributed run restores
-        its own from the saved :obj:`rng` entry)."""
+        :meth:`save` as keywords. A process of a distributed run whose rank
+        the checkpoint has no random state for (a run resumed by more
+        processes) keeps its own."""
         exists = os.path.exists(self.path)
         if not self.resume:
             if exists and not self.overwrite:
@@ -153,6 +159,7 @@ class Checkpointer:
                     f"{self.flags['resume']} to continue it, "
                     f"{self.flags['overwrite']} to start over, or choose "
                     f"another output folder")
+            self.ctx.barrier()  # every process has looked before removal
             if self.is_main:
                 os.makedirs(self.directory, exist_ok=True)
                 for path in (self.path, self.best_path):
@@ -186,18 +193,20 @@ class Checkpointer:
                                        rates):
                     group['lr'] = rate
                 scheduler._last_lr = rates
-        if rng:
-            set_rng_state(ckpt['rng'], generator)
+        self.saved_world_size = len(ckpt['rng'])
+        if self.ctx.rank < len(ckpt['rng']):
+            set_rng_state(ckpt['rng'][self.ctx.rank], generator)
         return ckpt['state']
 
     def save(self, model: torch.nn.Module,
              optimizer: Optional[torch.optim.Optimizer] = None,
              scheduler: Optional[Any] = None,
              generator: Optional[torch.Generator] = None,
-             rng: Optional[Any] = None, **state: Any) -> None:
+             **state: Any) -> None:
         r"""Writes the checkpoint: the states of the arguments, the random
-        state of this process (or :obj:`rng`, e.g. those of all processes)
-        and :obj:`state` (returned by :meth:`restore`)."""
+        states of all processes and :obj:`state` (returned by
+        :meth:`restore`)."""
+        rng = self.ctx.all_gather_object(get_rng_state(generator))
         if not self.is_main:
             return
         atomic_save({
@@ -205,17 +214,21 @@ class Checkpointer:
             'model': model.state_dict(),
             'optimizer': None if optimizer is None else optimizer.state_dict(),
             'scheduler': None if scheduler is None else scheduler.state_dict(),
-            'rng': get_rng_state(generator) if rng is None else rng,
+            'rng': rng,
             'state': state,
         }, self.path)
 
-    def save_best(self, model: torch.nn.Module) -> None:
-        r"""Writes the weights of :obj:`model` to :obj:`best.pt`."""
+    def save_best(self, model: torch.nn.Module, **extra: Any) -> None:
+        r"""Writes the weights of :obj:`model` to :obj:`best.pt`, with the
+        run's configuration and :obj:`extra` (e.g. what predictions need
+        besides the weights)."""
         if self.is_main:
-            atomic_save(model.state_dict(), self.best_path)
+            atomic_save({'config': self.config, 'model': model.state_dict(),
+                         **extra}, self.best_path)
 
-    def load_best(self, model: torch.nn.Module) -> None:
-        r"""Loads the weights saved by :meth:`save_best` into
-        :obj:`model`."""
+    def load_best(self, model: torch.nn.Module) -> Dict[str, Any]:
+        r"""Loads the weights saved by :meth:`save_best` into :obj:`model`
+        and returns the file's other entries."""
         state = read_checkpoint(self.best_path, 'train the run again')
-        model.load_state_dict(state)
+        model.load_state_dict(state.pop('model'))
+        return state
