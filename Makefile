@@ -4,13 +4,13 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 WHEELS ?= ../shared/wheels
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test lint docs bench
 
 install:
 	# The CPU build of torch first: an unpinned torch resolves to a multi-GB
 	# CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test,plot]'
+	$(PIP) install -q -e '.[test,plot,docs]'
 	# Optional compiled accelerators, prebuilt for CPython 3.11 + torch 2.13.0;
 	# torch_lie falls back to pure torch when they are absent or do not load.
 	@if [ -d $(WHEELS) ]; then $(PIP) install -q --no-deps $(WHEELS)/*.whl; fi
@@ -22,16 +22,22 @@ DEMO_DATA := --n-train 100 --train-systems 100 --n-val 100 --n-test 100 \
 	--batch-size 10 --epochs 60 --lr 3e-3 --warmup 0.05 --no-progress
 demo: install
 	$(PYTHON) examples/spring_dynamics.py --model lie --hidden 32 --layers 2 \
-		--heads 4 --kernel-dim 8 $(DEMO_DATA) --out runs/demo/lie
+		--heads 4 --kernel-dim 8 $(DEMO_DATA) --out runs/demo/lie --overwrite
 	$(PYTHON) examples/spring_dynamics.py --model fc $(DEMO_DATA) \
-		--out runs/demo/fc
-	$(PYTHON) examples/spring_dynamics.py --summary runs/demo/lie runs/demo/fc
+		--out runs/demo/fc --overwrite
+	$(PYTHON) examples/spring_dynamics.py --summary runs/demo/lie runs/demo/fc \
+		--out runs/demo
 
 test:
 	$(PYTHON) -m pytest tests
 
 lint:
 	$(PYTHON) -m ruff check .
+
+# The API documentation from the docstrings, warnings (broken references
+# included) as errors; open docs/_build/html/index.html.
+docs:
+	$(PYTHON) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 # The whole benchmark suite (results in runs/benchmarks/; add
 # BENCH_ARGS=--update-results to rewrite benchmarks/results/); the peer

@@ -35,7 +35,7 @@ class LiftedData(Data):
 
     @property
     def num_graphs(self) -> int:
-        r"""Number of graphs: one without a :obj:`batch` vector."""
+        r"""The number of graphs (one without a :obj:`batch` vector)."""
         num_graphs: Optional[int] = getattr(self, '_num_graphs', None)
         if num_graphs is not None:
             return num_graphs

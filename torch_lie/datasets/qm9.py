@@ -155,7 +155,7 @@ class QM9Target(BaseTransform):
     energies (HOMO, LUMO, gap, ZPVE, :math:`U_0, U, H, G`), with the atom
     reference energies subtracted from the total energies :math:`U_0, U, H,
     G` (computed in float64; needs the atomic numbers :obj:`z`). See
-    :data:`QM9_TARGETS`.
+    :data:`~torch_lie.datasets.qm9.QM9_TARGETS`.
 
     PyG stores :obj:`y` in float32, so its total energies (about
     :math:`10^4` eV) carry a rounding error of up to about 0.5 meV, well
@@ -262,8 +262,9 @@ def qm9_split(num_graphs: int, seed: int = 0,
     r"""A seeded random train / validation / test split of
     :obj:`num_graphs` molecules, as index tensors.
 
-    By default the sizes are the paper's :data:`QM9_SPLIT` (100,000 /
-    17,748 / 13,083) scaled to :obj:`num_graphs` (exactly those for PyG's
+    By default the sizes are the paper's
+    :data:`~torch_lie.datasets.qm9.QM9_SPLIT` (100,000 / 17,748 / 13,083)
+    scaled to :obj:`num_graphs` (exactly those for PyG's
     130,831 molecules): validation and test get their rounded shares, at
     least one molecule each, and training the rest. Explicit :obj:`sizes`
     :obj:`(train, val, test)` may sum to less than :obj:`num_graphs` (the

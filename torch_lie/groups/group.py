@@ -16,7 +16,7 @@ class Group:
     leading dimensions of its arguments, so one group object serves all
     devices and dtypes. Subclasses implement :meth:`exp`, :meth:`log`,
     :meth:`inv`, :meth:`compose`, :meth:`act`, :meth:`sample` and
-    :meth:`_lift`; the pair embedding, the distance and the validation of
+    :obj:`_lift`; the pair embedding, the distance and the validation of
     lifts are shared.
 
     Log coordinates list the rotation part first, then the translation part

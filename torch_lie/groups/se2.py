@@ -28,8 +28,9 @@ class SE2(RigidMotionGroup):
       distribution).
     * :obj:`num_rotations=k`: :math:`T(2) \rtimes C_k`, all :math:`k` angles
       :math:`2\pi s / k` (deterministic: exactly invariant to translations
-      and rotations by multiples of :math:`2\pi / k`). :meth:`sample` then
-      draws elements of this subgroup.
+      and rotations by multiples of :math:`2\pi / k`).
+      :meth:`~torch_lie.groups.Group.sample` then draws elements of this
+      subgroup.
 
     Args:
         num_rotations (int, optional): Order :math:`k` of the discrete

@@ -42,7 +42,7 @@ def atoms_to_data(atoms: Atoms, features: Optional[Featuriser] = None,
         atoms (ase.Atoms): The atoms.
         features (callable, optional): Maps atomic numbers :obj:`z [N]` to
             node features :obj:`[N, F]`, e.g.
-            :func:`torch_lie.datasets.qm9.qm9_features`. Floating-point
+            :func:`torch_lie.datasets.qm9_features`. Floating-point
             features are cast to :obj:`dtype` (for float64 values computed
             in float64, use e.g. :obj:`partial(qm9_features,
             dtype=torch.float64)`). (default: :obj:`None`)

@@ -64,15 +64,16 @@ def assert_equivariant(
             :obj:`dtypes`; it must run in that dtype (e.g. by casting its
             model).
         x (torch.Tensor): Points :obj:`[N, n]` (:obj:`on="points"`, moved by
-            :meth:`Group.act`) or lifted elements (:obj:`on="elements"`,
-            left-multiplied by :meth:`Group.compose`).
+            :meth:`~torch_lie.groups.Group.act`) or lifted elements
+            (:obj:`on="elements"`, left-multiplied by
+            :meth:`~torch_lie.groups.Group.compose`).
         group (Group): The group.
         on (str, optional): :obj:`"points"` or :obj:`"elements"`.
             (default: :obj:`"points"`)
         act_out (callable, optional): Action :obj:`act_out(h, y)` on the
             output; :obj:`None` checks invariance. (default: :obj:`None`)
         elements (torch.Tensor, optional): Group elements to test; by default
-            :obj:`num_elements` draws of :meth:`Group.sample` (for
+            :obj:`num_elements` draws of :meth:`~torch_lie.groups.Group.sample` (for
             :math:`T(2) \rtimes C_k`, elements of that subgroup).
             (default: :obj:`None`)
         num_elements (int, optional): Number of random elements.

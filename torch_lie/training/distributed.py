@@ -87,8 +87,9 @@ class DistributedContext:
 def init_distributed(device: Union[str, torch.device] = 'cpu',
                      ) -> Iterator[DistributedContext]:
     r"""Joins the process group of a :obj:`torchrun` launch for the body of
-    the :obj:`with` block, and leaves it (:meth:`destroy_process_group`) at
-    its end, also on errors.
+    the :obj:`with` block, and leaves it
+    (:func:`torch.distributed.destroy_process_group`) at its end, also on
+    errors.
 
     The backend is :obj:`nccl` for a CUDA :obj:`device`, each process then
     using :obj:`cuda:LOCAL_RANK` (an index in :obj:`device` is ignored), and

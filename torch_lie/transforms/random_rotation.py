@@ -18,7 +18,8 @@ class RandomRotation(BaseTransform):
 
     Unlike :class:`torch_geometric.transforms.RandomRotate` (one axis, a
     range of angles), the rotation is uniform over the whole group, drawn by
-    :meth:`torch_lie.groups.SO3.sample`. All attributes named in :obj:`keys`
+    :meth:`torch_lie.groups.Group.sample` of :class:`~torch_lie.groups.SO3`.
+    All attributes named in :obj:`keys`
     (vectors :obj:`[N, dim]`, e.g. positions and forces) are rotated by the
     same rotation; the input is never modified in place. Seed
     :func:`torch.manual_seed` to reproduce the draws.

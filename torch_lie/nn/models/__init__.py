@@ -7,7 +7,11 @@ from torch_lie.nn.models.dynamics import (
     MLPPotential,
     SeparableHamiltonian,
 )
-from torch_lie.nn.models.lie_transformer import LieTransformer, LieTransformerBlock
+from torch_lie.nn.models.lie_transformer import (
+    LieTransformer,
+    LieTransformerBlock,
+    paper_config,
+)
 from torch_lie.nn.models.transformer import PointCloudTransformer
 
 __all__ = [
@@ -20,4 +24,5 @@ __all__ = [
     'MLPDynamics',
     'MLPPotential',
     'PointCloudTransformer',
+    'paper_config',
 ]

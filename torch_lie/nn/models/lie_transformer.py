@@ -277,9 +277,9 @@ class LieTransformer(torch.nn.Module):
     def paper(cls, task: str, **kwargs) -> 'LieTransformer':
         r"""The original implementation's model for :obj:`task`
         (:obj:`"springs"`, :obj:`"constellation"`, :obj:`"qm9"` or
-        :obj:`"qm9_paper"`, see :func:`paper_config`), with :obj:`kwargs`
-        overriding its arguments, e.g. :obj:`LieTransformer.paper("springs",
-        hidden_channels=32)`."""
+        :obj:`"qm9_paper"`, see :func:`~torch_lie.nn.models.paper_config`),
+        with :obj:`kwargs` overriding its arguments, e.g.
+        :obj:`LieTransformer.paper("springs", hidden_channels=32)`."""
         return cls(**{**paper_config(task), **kwargs})
 
     @property
