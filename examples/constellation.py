@@ -29,6 +29,7 @@ replaces it. At the end: the three test accuracies, ``predictions.png`` and
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -70,6 +71,10 @@ add('--no-progress', action='store_true')
 add('--summary', nargs='+', metavar='DIR',
     help='print a table of finished runs beside the paper and exit')
 add('--markdown', metavar='PATH', help='with --summary: write it here')
+add('--pretrained', metavar='NAME', help='evaluate a pretrained model (e.g. '
+    'constellation-t2) instead of training one')
+add('--save-pretrained', metavar='PATH',
+    help='write the trained LieTransformer for from_pretrained')
 
 if __name__ == '__main__':  # --help and usage errors before slow imports
     PARSER.parse_args()
@@ -83,6 +88,7 @@ from torch_lie.datasets.constellation import CONSTELLATION_SHAPES, Constellation
 from torch_lie.groups import group_resolver
 from torch_lie.nn import LieTransformer
 from torch_lie.nn.models import PointCloudTransformer
+from torch_lie.pretrained import from_pretrained, save_pretrained
 from torch_lie.training import (
     BucketBatchSampler,
     Checkpointer,
@@ -114,6 +120,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             PARSER.error(f"--{name.replace('_', '-')} must be >= 1")
     if not args.lr > 0 or args.hidden % args.heads:
         PARSER.error('--lr must be positive and --hidden divisible by --heads')
+    if args.save_pretrained and (args.model != 'lie' or args.pretrained):
+        PARSER.error('--save-pretrained saves a LieTransformer trained here')
     if args.model == 'lie' and not args.summary:
         try:  # unknown names, groups not acting on the plane
             group_resolver(args.group, space_dim=2).lift_size(
@@ -128,14 +136,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def lie_kwargs(args, in_channels: int) -> dict:
+    r"""The LieTransformer's arguments (those of the 'lie_transformer'
+    builder of :mod:`torch_lie.pretrained`)."""
+    return dict(group=args.group, num_samples=args.num_samples,
+                in_channels=in_channels, hidden_channels=args.hidden,
+                out_channels=SHAPES * COUNTS, num_layers=args.layers,
+                heads=args.heads, kernel_dim=args.kernel_dim,
+                attention=args.attention)
+
+
 def build_model(args, in_channels: int) -> torch.nn.Module:
+    if args.pretrained:
+        return from_pretrained(args.pretrained)
     if args.model == 'transformer':
         return PointCloudTransformer(in_channels, args.hidden, SHAPES * COUNTS,
                                      args.layers, args.heads)
-    return LieTransformer(in_channels, args.hidden, SHAPES * COUNTS,
-                          lift=Lift(args.group, args.num_samples),
-                          num_layers=args.layers, heads=args.heads,
-                          kernel_dim=args.kernel_dim, attention=args.attention)
+    kwargs = lie_kwargs(args, in_channels)
+    return LieTransformer(lift=Lift(kwargs.pop('group'),
+                                    kwargs.pop('num_samples')), **kwargs)
 
 
 def batches(dataset, batch_sampler, lift_size: int, max_pairs: int):
@@ -253,6 +272,7 @@ def main(argv=None) -> dict:
     if args.summary:
         return {'table': summary(args.summary, args.markdown)}
     torch.set_num_threads(args.threads)
+    os.makedirs(args.out, exist_ok=True)
     common = dict(root=args.root, seed=args.data_seed, log=not args.no_progress,
                   features=None if args.features == 'ones' else 'distances')
     data = {'train': Constellation(split='train', num_samples=args.num_train,
@@ -263,13 +283,17 @@ def main(argv=None) -> dict:
                                    num_samples=args.num_test, **common)
     torch.manual_seed(args.seed)
     model = build_model(args, data['train'].num_features)
-    lift_size = model.lift.lift_size if args.model == 'lie' else 1
-    name = ('Transformer' if args.model == 'transformer' else
+    lift = getattr(model, 'lift', None)
+    lift_size = 1 if lift is None else lift.lift_size
+    name = (f'pretrained {args.pretrained}' if args.pretrained else
+            'Transformer' if args.model == 'transformer' else
             f'LieTransformer-{args.group}')
     params = sum(p.numel() for p in model.parameters())
     print(f'{name}: {params:,} parameters', flush=True)
-    result = train(args, model, data, lift_size,
-                   lambda msg: print(msg, flush=True))
+    result = ({'pretrained': args.pretrained, 'history': []}
+              if args.pretrained else
+              train(args, model, data, lift_size,
+                    lambda msg: print(msg, flush=True)))
 
     metrics = {'model': name, 'args': vars(args), 'parameters': params,
                **result}
@@ -285,6 +309,14 @@ def main(argv=None) -> dict:
                             f"{name}: test accuracy "
                             f"{metrics['test_accuracy']:.3f}")
     save_json(metrics, f'{args.out}/metrics.json')
+    if args.save_pretrained:
+        save_pretrained(model, args.save_pretrained, 'lie_transformer',
+                        lie_kwargs(args, data['train'].num_features),
+                        'python examples/constellation.py ' +
+                        ' '.join(sys.argv[1:] if argv is None else argv),
+                        {k: metrics[k] for k in ('test_accuracy',
+                                                 'test_T2_accuracy',
+                                                 'test_SE2_accuracy')})
     print(f"{name}: test accuracy {metrics['test_accuracy']:.4f}, translated "
           f"{metrics['test_T2_accuracy']:.4f}, rotated "
           f"{metrics['test_SE2_accuracy']:.4f}; results in {args.out}/")

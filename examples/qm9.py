@@ -324,6 +324,11 @@ def main(argv=None):
             qm9_target_info(args.target)
     except ValueError as error:
         parser.error(str(error))
+    counts = ('samples', ) if parser is PREDICT else ('epochs', 'batch_size',
+                                                      'threads')
+    for name in counts:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if parser is PREDICT:
         return predict(args)
     torch.set_num_threads(args.threads)

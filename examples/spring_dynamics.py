@@ -75,6 +75,10 @@ add('--plot-systems', type=int, default=3)
 add('--no-progress', action='store_true')
 add('--summary', nargs='+', metavar='DIR', help='print a table of finished '
     'runs, draw their roll-out errors on one axis (in --out), and exit')
+add('--pretrained', metavar='NAME', help='evaluate a pretrained model (e.g. '
+    'springs-t2) instead of training one')
+add('--save-pretrained', metavar='PATH',
+    help='write the trained LieTransformer for from_pretrained')
 
 if __name__ == '__main__':  # --help and usage errors before slow imports
     PARSER.parse_args()
@@ -92,6 +96,7 @@ from torch_lie.nn.models import (
     MLPPotential,
     SeparableHamiltonian,
 )
+from torch_lie.pretrained import from_pretrained, save_pretrained
 from torch_lie.training import (
     Checkpointer,
     markdown_table,
@@ -133,6 +138,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         group_resolver(args.group, space_dim=2)  # acts on the plane
     except ValueError as error:
         PARSER.error(str(error))
+    if args.save_pretrained and (args.model != 'lie' or args.pretrained):
+        PARSER.error('--save-pretrained saves a LieTransformer trained here')
     if args.model == 'lie' and args.hidden % args.heads:
         PARSER.error(f'--hidden ({args.hidden}) must be divisible by --heads '
                      f'({args.heads})')
@@ -156,18 +163,28 @@ def load_data(args):
             split('test', 100, num_systems=args.n_test_long or args.n_test))
 
 
+def lie_kwargs(args) -> dict:
+    r"""The LieTransformer potential's arguments (those of the 'springs'
+    builder of :mod:`torch_lie.pretrained`)."""
+    return dict(group=args.group, num_samples=args.num_samples,
+                paper_layout=args.paper_layout, hidden_channels=args.hidden,
+                num_layers=args.layers, heads=args.heads,
+                kernel_dim=args.kernel_dim, attention=args.attention)
+
+
 def build_model(args) -> torch.nn.Module:
+    if args.pretrained:
+        return from_pretrained(args.pretrained)
     if args.model == 'fc':
         return MLPDynamics(6, 2, 2, args.hidden, args.layers)
     if args.model == 'hfc':
         potential = MLPPotential(6, 2, 2, args.hidden, args.layers)
     else:
-        sizes = dict(lift=Lift(args.group, args.num_samples),
-                     hidden_channels=args.hidden, num_layers=args.layers,
-                     heads=args.heads, kernel_dim=args.kernel_dim,
-                     attention=args.attention)
-        potential = (LiePotential.paper(**sizes) if args.paper_layout else
-                     LiePotential(2, **sizes))
+        kwargs = lie_kwargs(args)
+        lift = Lift(kwargs.pop('group'), kwargs.pop('num_samples'))
+        potential = (LiePotential.paper(lift=lift, **kwargs)
+                     if kwargs.pop('paper_layout') else
+                     LiePotential(2, lift=lift, **kwargs))
     return HamiltonianDynamics(SeparableHamiltonian(potential),
                                compile=args.compile)
 
@@ -273,16 +290,18 @@ def main(argv=None) -> dict:
     if args.summary:
         return {'table': summary(args)}
     torch.set_num_threads(args.threads)
+    os.makedirs(args.out, exist_ok=True)
     train_set, val_set, test_set, test_long = load_data(args)
     torch.manual_seed(args.seed)
     model = build_model(args).to(args.device)
-    name = (f'LieTransformer-{args.group}' if args.model == 'lie' else
+    name = (f'pretrained {args.pretrained}' if args.pretrained else
+            f'LieTransformer-{args.group}' if args.model == 'lie' else
             args.model.upper())
     params = sum(p.numel() for p in model.parameters())
-    print(f'{name}: {params:,} parameters; {args.n_train} training systems',
-          flush=True)
-    result = train(args, model, train_set, val_set,
-                   lambda msg: print(msg, flush=True))
+    print(f'{name}: {params:,} parameters', flush=True)
+    result = ({'pretrained': args.pretrained} if args.pretrained else
+              train(args, model, train_set, val_set,
+                    lambda msg: print(msg, flush=True)))
 
     torch.manual_seed(args.seed)  # random lifts: a reproducible evaluation
     start = time.perf_counter()
@@ -306,11 +325,16 @@ def main(argv=None) -> dict:
         'eval_time_s': time.perf_counter() - start,
         'threads': torch.get_num_threads(), **result}
     save_json(metrics, f'{args.out}/metrics.json')
+    if args.save_pretrained:
+        save_pretrained(model, args.save_pretrained, 'springs', lie_kwargs(args),
+                        'python examples/spring_dynamics.py ' +
+                        ' '.join(sys.argv[1:] if argv is None else argv),
+                        {k: metrics[k] for k in ('n_train', 'test_mse_5',
+                                                 'test_mse_100',
+                                                 'energy_drift_100')})
     print(f"{name}: test MSE {metrics['test_mse_5']:.3e} (short), "
           f"{metrics['test_mse_100']:.3e} (long), energy drift "
-          f"{metrics['energy_drift_100']:.2e}; best val "
-          f"{result['best_val_mse']:.3e} at epoch {result['best_epoch']}; "
-          f"results in {args.out}/")
+          f"{metrics['energy_drift_100']:.2e}; results in {args.out}/")
     return metrics
 
 

@@ -113,8 +113,13 @@ def test_lift_on_device(run_example, root, tmp_path):
 
 def test_usage_errors(run_example, root, tmp_path):
     for args, message in [(('--group', 'XYZ'), 'Unknown group'),
-                          (('--target', 'nope'), 'nope')]:
+                          (('--target', 'nope'), 'nope'),
+                          (('--epochs', '0'), '--epochs must be >= 1')]:
         result = run_example('qm9', '--root', root, '--out', str(tmp_path),
                              *args, check=False)
         assert result.returncode == 2 and message in result.stderr
         assert 'usage: qm9.py' in result.stderr
+    result = run_example('qm9', 'predict', '--checkpoint', 'x.pt', 'a.xyz',
+                         '--samples', '0', check=False)
+    assert result.returncode == 2 and '--samples must be >= 1' in result.stderr
+    assert 'usage: qm9.py predict' in result.stderr

@@ -197,6 +197,23 @@ def test_cache_mismatch(tmp_path):
                        ds.trajectories)
 
 
+def test_truncated_cache_and_orphaned_temporary_files(tmp_path):
+    ds = make(tmp_path)
+    data = open(ds.path, 'rb').read()
+    with open(ds.path, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    with pytest.raises(RuntimeError, match=r"is unreadable \(.*\); pass "
+                       r"'force_reload=True' \(or delete it\)"):
+        make(tmp_path)
+    # A write killed before its rename leaves a temporary file; the next
+    # generation of the same file removes it.
+    orphan = tmp_path / f'.{os.path.basename(ds.path)}.abc123.tmp'
+    orphan.write_bytes(b'partial')
+    assert torch.equal(make(tmp_path, force_reload=True).trajectories,
+                       ds.trajectories)
+    assert not orphan.exists()
+
+
 def test_resume_after_interruption(tmp_path, monkeypatch, train10):
     calls = []
     integrate = sd._integrate

@@ -506,17 +506,28 @@ class SpringDynamics(Dataset):
                 os.remove(path)
             shutil.rmtree(partial_dir, ignore_errors=True)
         if os.path.exists(path):
-            data = torch.load(path, weights_only=True)
-            if data.get('meta') != self._meta:
+            try:
+                data = torch.load(path, weights_only=True)
+            except Exception as error:  # truncated, or not a cache file
+                raise RuntimeError(
+                    f"The cached file '{path}' is unreadable "
+                    f"({type(error).__name__}); pass 'force_reload=True' (or "
+                    f"delete it) to regenerate it") from None
+            meta = data.get('meta') if isinstance(data, dict) else None
+            if meta != self._meta:
                 raise RuntimeError(
                     f"The cached file '{path}' does not match the requested "
-                    f"data (cached {data.get('meta')}, requested "
+                    f"data (cached {meta}, requested "
                     f"{self._meta}); pass 'force_reload=True' to regenerate "
                     f"it")
             _check_finite(f"The cached file '{path}'", data['trajectories'],
                           data['sys_params'])
             return data
 
+        # Temporary files of a write that was killed: this one replaces them.
+        for name in os.listdir(self.root) if os.path.isdir(self.root) else []:
+            if name.startswith(f'.{self.file_name}.') and name.endswith('.tmp'):
+                os.remove(os.path.join(self.root, name))
         os.makedirs(partial_dir, exist_ok=True)
         data = self._generate(partial_dir)
         atomic_save(data, path)

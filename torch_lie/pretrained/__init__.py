@@ -1,0 +1,112 @@
+r"""Small pretrained models shipped with the package, each trained by a
+command recorded in its file:
+
+* :obj:`"springs-t2"`: a T(2) LieTransformer potential of the spring
+  dynamics task, a :class:`~torch_lie.nn.models.HamiltonianDynamics`;
+* :obj:`"constellation-t2"`: a T(2) :class:`~torch_lie.nn.LieTransformer`
+  counting the shapes of constellations (logits :obj:`[B, 12]`, four heads of
+  three counts).
+
+.. code-block:: python
+
+    from torch_lie.pretrained import from_pretrained, pretrained_info
+
+    model = from_pretrained('springs-t2')
+    pretrained_info('springs-t2')['command']  # how it was trained
+"""
+import os
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+from torch_lie.nn import LieTransformer
+from torch_lie.nn.models import (
+    HamiltonianDynamics,
+    LiePotential,
+    SeparableHamiltonian,
+)
+from torch_lie.transforms import Lift
+from torch_lie.utils import atomic_save
+
+
+def _springs(group: str, num_samples: int = 1, paper_layout: bool = False,
+             **kwargs: Any) -> HamiltonianDynamics:
+    lift = Lift(group, num_samples)
+    potential = (LiePotential.paper(lift=lift, **kwargs) if paper_layout else
+                 LiePotential(2, lift=lift, **kwargs))
+    return HamiltonianDynamics(SeparableHamiltonian(potential))
+
+
+def _lie_transformer(group: str, num_samples: int = 1,
+                     **kwargs: Any) -> LieTransformer:
+    return LieTransformer(lift=Lift(group, num_samples), **kwargs)
+
+
+#: How each kind of model is built from the keyword arguments in its file.
+BUILDERS: Dict[str, Callable[..., torch.nn.Module]] = {
+    'springs': _springs,
+    'lie_transformer': _lie_transformer,
+}
+
+
+def available() -> List[str]:
+    r"""The names of the shipped models."""
+    here = os.path.dirname(__file__)
+    return sorted(f[:-3] for f in os.listdir(here) if f.endswith('.pt'))
+
+
+def _path(name: str) -> str:
+    if os.path.sep in name or name.endswith('.pt'):
+        return name
+    names = available()
+    if name not in names:
+        raise ValueError(f"No pretrained model '{name}' (shipped: "
+                         f"{', '.join(names) or 'none'}; or pass a path to a "
+                         f"file written by save_pretrained)")
+    return os.path.join(os.path.dirname(__file__), f'{name}.pt')
+
+
+def _load(name: str) -> Dict[str, Any]:
+    path = _path(name)
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=False)
+    except (OSError, EOFError, RuntimeError) as error:
+        raise ValueError(f"'{path}' is not a readable pretrained model "
+                         f"({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict) or state.get('builder') not in BUILDERS:
+        raise ValueError(f"'{path}' was not written by save_pretrained")
+    return state
+
+
+def from_pretrained(name: str) -> torch.nn.Module:
+    r"""The shipped model :obj:`name` (see :func:`available`), or the one
+    in the file :obj:`name` written by :func:`save_pretrained`, with its
+    weights, in evaluation mode."""
+    state = _load(name)
+    model = BUILDERS[state['builder']](**state['kwargs'])
+    model.load_state_dict(state['model'])
+    return model.eval()
+
+
+def pretrained_info(name: str) -> Dict[str, Any]:
+    r"""What the file of :obj:`name` records besides the weights: the
+    builder and its keyword arguments, the command that trained the model
+    and its test metrics."""
+    state = _load(name)
+    state.pop('model')
+    return state
+
+
+def save_pretrained(model: torch.nn.Module, path: str, builder: str,
+                    kwargs: Dict[str, Any], command: str,
+                    metrics: Optional[Dict[str, Any]] = None) -> None:
+    r"""Writes :obj:`model` (built by :obj:`BUILDERS[builder](**kwargs)`)
+    with the :obj:`command` that trained it and its test :obj:`metrics`, for
+    :func:`from_pretrained`."""
+    if builder not in BUILDERS:
+        raise ValueError(f"Unknown builder '{builder}' (expected one of "
+                         f"{sorted(BUILDERS)})")
+    atomic_save({'builder': builder, 'kwargs': kwargs, 'command': command,
+                 'metrics': metrics or {},
+                 'model': {k: v.cpu() if torch.is_tensor(v) else v
+                           for k, v in model.state_dict().items()}}, path)
