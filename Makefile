@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 WHEELS ?= ../shared/wheels
 
-.PHONY: install demo test lint docs bench
+.PHONY: install demo test lint docs wheel bench
 
 install:
 	# The CPU build of torch first: an unpinned torch resolves to a multi-GB
@@ -33,6 +33,12 @@ test:
 
 lint:
 	$(PYTHON) -m ruff check .
+
+# The wheel a user would install, with the shipped pretrained models inside.
+wheel:
+	rm -rf dist
+	$(PIP) wheel -q --no-deps -w dist .
+	$(PYTHON) -m zipfile -l dist/torch_lie-*.whl | grep -q 'pretrained/springs-t2.pt'
 
 # The API documentation from the docstrings, warnings (broken references
 # included) as errors; open docs/_build/html/index.html.

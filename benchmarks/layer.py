@@ -49,7 +49,7 @@ from torch_lie.utils import radius_graph
 
 IMPLS = ('sparse', 'sparse+compile', 'dense', 'TransformerConv')
 TARGETS = (
-    'Targets (issue 5): full attention at M >= 256: sparse at least 4x '
+    'Targets: full attention at M >= 256: sparse at least 4x '
     'faster and 5x less peak memory than dense (the original '
     "implementation's formulation, which the dense kernel follows); sparse "
     'within 1.5x of '
@@ -293,7 +293,7 @@ def report(result: dict) -> List[str]:
 
 
 def verdicts(result: dict) -> List[str]:
-    r"""Each target of issue 5 against the figures of this run."""
+    r"""Each of the targets against the figures of this run."""
     def median(row, impl):
         return row['impls'][impl].get('median_s')
 

@@ -36,8 +36,8 @@ Also reported: matrix FLOPs of one step of each eager variant
 speed of a plain ``torch.mm`` measured between the steps, peak memory of
 one step (:func:`benchmarks.common.peak_memory_gb`; on CPU the process's
 peak RSS, baseline included), and the original implementation's times from
-DESIGN.md section 4 (an earlier measurement of a different program, not
-part of this run)::
+its published timings (an earlier measurement of a different program, not part
+of this run)::
 
     python -m benchmarks.models [--quick] [--configs qm9-paper ...]
 """
@@ -75,8 +75,8 @@ class Config:
     variants: tuple = ('sparse', 'sparse+compile', 'dense')
     max_repeats: Optional[int] = None
     warmup: int = 1
-    #: The original implementation (DESIGN.md section 4): seconds per step,
-    #: peak RSS (GB), parameters.
+    #: The original implementation (its published timings on this machine
+    #: type): seconds per step, peak RSS (GB), parameters.
     original: Optional[dict] = None
     #: A paper preset (``LieTransformer.paper``) instead of torch_lie's
     #: default layout with these sizes.
@@ -309,7 +309,7 @@ def verdict(ok: bool) -> str:
 
 
 def targets(configs: Dict[str, dict]) -> List[str]:
-    r"""The targets of issue 5, each next to its figure."""
+    r"""The targets, each next to its figure."""
     lines = []
     for name in PAPER_CONFIGS:
         for variant, e in configs.get(name, {}).get('variants', {}).items():
@@ -386,14 +386,14 @@ def main() -> dict:
            'peak RSS of the process during one step, baseline (torch, '
            'parameters, Adam state, inputs) included')
         + '. *Original* rows: the original implementation, measured earlier '
-        'on this machine type (DESIGN.md section 4), not in this run: a '
+        'on this machine type (its published timings), not in this run: a '
         'different program whose inputs are not recorded there (QM9 '
         'molecules average 18 atoms, these g2 molecules 10 to 14), its QM9 '
         'paper script with 25 neighbours; its parameter counts are shown. '
         'The dense kernel is full attention only (`kernel=\'dense\'` '
         'refuses a lift with `max_num_neighbors`); g2 molecules have at most '
         '14 atoms, so 25 neighbours keep every pair.', '',
-        '## Targets (issue 5)', ''] + targets(result['configs'])
+        '## Targets', ''] + targets(result['configs'])
     common.write('models', result, lines, args)
     return result
 

@@ -19,7 +19,7 @@ from benchmarks import common
 from torch_lie.utils import radius_graph
 from torch_lie.utils.radius import _torch_cluster
 
-TARGET = ('Target (issue 5): within 1.5x of torch-cluster at 10^6 points, '
+TARGET = ('Target: within 1.5x of torch-cluster at 10^6 points, '
           'and linear (time per point flat).')
 
 

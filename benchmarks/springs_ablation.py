@@ -1,4 +1,4 @@
-r"""A cheap test bench for the spring potential's training (issue 3).
+r"""A cheap test bench for the spring potential's training.
 
 Trains a small T(2) :class:`~torch_lie.nn.models.LiePotential` on 5-step
 roll-outs (by default 400 training systems, batch 100, Adam with a cosine

@@ -89,10 +89,10 @@ def report(result: dict, quick: bool) -> list:
             + ' | '
             f'{r["speedup_vs_sparse"]:.2f}x | {r["achieved_gflops"]:.0f} | '
             f'{r["fraction_of_mm"]:.0%} | {r["peak_gb"]:.2f} |')
-    lines += ['', 'The original implementation (DESIGN.md section 4: 2.69 s, '
+    lines += ['', 'The original implementation (its published timing: 2.69 s, '
               '3.6 GB on this machine type) cannot run here (torch 1.6); its '
               'figure comes from an earlier measurement, not this run.', '',
-              'Targets (issue 3): at least 1.5x faster than the original '
+              'Targets: at least 1.5x faster than the original '
               '(<= 1.79 s), with less memory; at least 60% of `torch.mm`\'s '
               'GFLOP/s.']
     if not quick:

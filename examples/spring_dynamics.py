@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -138,6 +139,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         group_resolver(args.group, space_dim=2)  # acts on the plane
     except ValueError as error:
         PARSER.error(str(error))
+    if args.compile and not any(map(shutil.which, ('c++', 'g++', 'clang++'))):
+        PARSER.error('--compile needs a C++ compiler (c++, g++ or clang++) on '
+                     'the PATH: install one, or train without --compile')
     if args.save_pretrained and (args.model != 'lie' or args.pretrained):
         PARSER.error('--save-pretrained saves a LieTransformer trained here')
     if args.model == 'lie' and args.hidden % args.heads:

@@ -106,6 +106,15 @@ def test_bad_arguments_are_usage_errors(run_example, data_root, tmp_path,
     assert not (tmp_path / 'checkpoint.pt').exists()
 
 
+def test_compile_without_a_compiler_is_a_usage_error(run_example, data_root,
+                                                     tmp_path, monkeypatch):
+    monkeypatch.setenv('PATH', str(tmp_path))  # no compiler there
+    result = run_example('spring_dynamics', *tiny(data_root, tmp_path,
+                                                  '--compile'), check=False)
+    assert result.returncode == 2
+    assert '--compile needs a C++ compiler' in result.stderr
+
+
 def test_resume_without_a_checkpoint(run_example, data_root, tmp_path):
     result = run_example('spring_dynamics', *tiny(
         data_root, tmp_path, '--model', 'fc', '--resume'), check=False)

@@ -20,3 +20,12 @@ def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ['state.pt']
     assert torch.load(path) == {'step': 1}
+
+
+def test_atomic_files_have_the_permissions_of_new_files(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        atomic_save({'step': 1}, str(tmp_path / 'a.pt'))
+    finally:
+        os.umask(mask)
+    assert (tmp_path / 'a.pt').stat().st_mode & 0o777 == 0o644

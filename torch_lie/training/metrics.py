@@ -1,23 +1,14 @@
 import json
-import os
-import tempfile
 from typing import Any, List, Sequence
+
+from torch_lie.utils.atomic import atomic_file
 
 
 def save_json(obj: Any, path: str) -> None:
     r"""Writes :obj:`obj` as indented JSON to :obj:`path`, atomically (a
     reader sees the old file or the new one)."""
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{name}.',
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_file(path, 'w') as f:
+        json.dump(obj, f, indent=1)
 
 
 def markdown_table(header: Sequence[str],
