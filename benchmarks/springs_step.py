@@ -1,6 +1,7 @@
-r"""Training-step time of the paper's spring-dynamics model (T(2)
-LieTransformer potential: width 160, 5 layers, 8 heads, kernel dim 16,
-dot-product attention; batch 100; a 5-step RK4 roll-out, backward, Adam).
+r"""Training-step time of the paper's spring-dynamics model
+(``LiePotential.paper()``: the T(2) LieTransformer potential of width 160,
+5 layers, 8 heads, kernel dim 16; batch 100; a roll-out of 5 states (4 RK4
+steps, the original's training chunk), backward, Adam).
 
 One :class:`~torch_lie.nn.models.LiePotential` (full-attention
 ``Lift('T2')``), run through its one API with each of the model's attention
@@ -26,7 +27,6 @@ import torch
 
 from benchmarks import common
 from torch_lie.nn.models import HamiltonianDynamics, LiePotential, SeparableHamiltonian
-from torch_lie.transforms import Lift
 
 ORIGINAL = {'seconds': 2.69, 'peak_rss_gb': 3.6, 'parameters': 841_641}
 #: Variant: (the model's kernel, compiled).
@@ -37,11 +37,8 @@ VARIANTS = {'sparse': ('sparse', False), 'dense': ('dense', False),
 def build(variant: str, args, device):
     kernel, compile = VARIANTS[variant]
     torch.manual_seed(0)
-    potential = LiePotential(2, lift=Lift('T2'), hidden_channels=args.hidden,
-                             num_layers=args.layers, heads=args.heads,
-                             kernel_dim=args.kernel_dim,
-                             attention='dot_product',
-                             kernel=kernel).to(device)
+    potential = LiePotential.paper(num_layers=args.layers,
+                                   kernel=kernel).to(device)
     dynamics = HamiltonianDynamics(SeparableHamiltonian(potential),
                                    compile=compile)
     optimizer = torch.optim.Adam(dynamics.parameters(), lr=1e-3)
@@ -49,8 +46,8 @@ def build(variant: str, args, device):
     B, N = args.batch_size, 6
     z0 = 0.5 * torch.randn(B, 2, N, 2, generator=gen)
     sys_params = torch.rand(B, N, 2, generator=gen) * 3 + 0.1
-    ts = torch.linspace(0, 5 * 5 / 499, 6)
-    target = torch.randn(B, 6, 2, N, 2, generator=gen)
+    ts = torch.linspace(0, 4 * 5 / 499, 5)
+    target = torch.randn(B, 5, 2, N, 2, generator=gen)
     z0, sys_params, ts, target = (t.to(device) for t in
                                   (z0, sys_params, ts, target))
 
@@ -69,11 +66,11 @@ def report(result: dict, quick: bool) -> list:
                           f'({"quick" if quick else "paper"} '
                           'configuration)', result)
     lines += [
-        f'Model: width {c["hidden"]}, {c["layers"]} layers, {c["heads"]} '
-        f'heads, kernel dim {c["kernel_dim"]}, batch {c["batch_size"]}, '
-        f'5-step RK4 roll-out + backward + Adam; {c["parameters"]:,} '
-        f'parameters (original: {ORIGINAL["parameters"]:,}). Peak memory: '
-        f'see benchmarks/common.py.', '',
+        f'Model: `LiePotential.paper()` with {c["layers"]} layers, batch '
+        f'{c["batch_size"]}, a roll-out of 5 states (4 RK4 steps) + '
+        f'backward + Adam; {c["parameters"]:,} parameters (original: '
+        f'{ORIGINAL["parameters"]:,}). Peak memory: see '
+        f'benchmarks/common.py.', '',
         f'Matrix FLOPs per step: {result["step_gflop"]:.1f} GFLOP. Plain '
         f'`torch.mm` (1024^2) in the same run: {result["mm_gflops"]:.0f} '
         f'GFLOP/s.', '',
@@ -114,8 +111,7 @@ def main(argv=None):
     parser = common.parser(__doc__)
     args = parser.parse_args(argv)
     device = common.setup(args)
-    args.hidden, args.layers, args.heads, args.kernel_dim = 160, 5, 8, 16
-    args.batch_size = 100
+    args.layers, args.batch_size = 5, 100
     if args.quick:
         args.layers, args.batch_size, args.repeats = 2, 20, 3
 
@@ -129,9 +125,8 @@ def main(argv=None):
     flops = common.count_flops(steps['dense'])
 
     result = {
-        'config': {'hidden': args.hidden, 'layers': args.layers,
-                   'heads': args.heads, 'kernel_dim': args.kernel_dim,
-                   'batch_size': args.batch_size, 'rollout_steps': 5,
+        'config': {'model': 'LiePotential.paper', 'layers': args.layers,
+                   'batch_size': args.batch_size, 'rollout_steps': 4,
                    'parameters': params},
         'machine': common.machine(device), 'command': common.command(),
         'repeats': args.repeats, 'mm_gflops': mm, 'step_gflop': flops / 1e9,

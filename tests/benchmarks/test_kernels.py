@@ -48,8 +48,7 @@ def test_model_variants_share_parameters_and_kernels_agree():
 
 
 def test_springs_step_kernels_compute_the_same_dynamics():
-    args = argparse.Namespace(hidden=8, layers=1, heads=2, kernel_dim=4,
-                              batch_size=3)
+    args = argparse.Namespace(layers=1, batch_size=3)
     z = torch.randn(3, 2, 6, 2)
     sys_params = torch.rand(3, 6, 2) + 0.1
     fields = [springs_step.build(variant, args, CPU)[0](z, sys_params)
