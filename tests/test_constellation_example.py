@@ -104,3 +104,16 @@ def test_resume_without_a_checkpoint(run_example, data_root, tmp_path):
     result = run_example('constellation', *tiny(data_root, tmp_path,
                                                 '--resume'), check=False)
     assert 'error: --resume: no checkpoint at' in result.stderr
+
+
+def test_pretrained_model_is_evaluated_without_training(run_example,
+                                                       data_root, tmp_path):
+    result = run_example('constellation', '--pretrained', 'constellation-t2',
+                         '--num-train', '24', '--num-test', '10', '--plot',
+                         '2', '--root', data_root, '--out', str(tmp_path),
+                         '--no-progress')
+    assert 'pretrained constellation-t2: 60,372 parameters' in result.stdout
+    saved = metrics(tmp_path)
+    assert saved['pretrained'] == 'constellation-t2'
+    assert saved['history'] == []
+    assert not (tmp_path / 'checkpoint.pt').exists()

@@ -25,6 +25,7 @@ from torch_lie.nn.models import (
     LiePotential,
     SeparableHamiltonian,
 )
+from torch_lie.training import read_checkpoint
 from torch_lie.transforms import Lift
 from torch_lie.utils import atomic_save
 
@@ -68,12 +69,8 @@ def _path(name: str) -> str:
 
 def _load(name: str) -> Dict[str, Any]:
     path = _path(name)
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=False)
-    except (OSError, EOFError, RuntimeError) as error:
-        raise ValueError(f"'{path}' is not a readable pretrained model "
-                         f"({type(error).__name__}: {error})") from None
-    if not isinstance(state, dict) or state.get('builder') not in BUILDERS:
+    state = read_checkpoint(path, 'pass a file written by save_pretrained')
+    if state.get('builder') not in BUILDERS:
         raise ValueError(f"'{path}' was not written by save_pretrained")
     return state
 
