@@ -196,7 +196,8 @@ def build_model(args) -> torch.nn.Module:
 @torch.no_grad()
 def rollout_errors(model, dataset, args):
     r"""The squared errors :obj:`[B, T]` of roll-outs from the chunks'
-    initial states (mean over coordinates), and the predictions."""
+    initial states (mean over coordinates; infinite once a roll-out blew
+    up), and the predictions."""
     model.eval()
     errors, preds = [], []
     with model.eager():
@@ -205,14 +206,19 @@ def rollout_errors(model, dataset, args):
             pred = model.rollout(z0, ts[0], sys_params)
             errors.append((pred - z).pow(2).flatten(2).mean(2).cpu())
             preds.append(pred.cpu())
-    return torch.cat(errors), torch.cat(preds)
+    # A roll-out that blew up has no finite error.
+    return torch.cat(errors).nan_to_num(torch.inf), torch.cat(preds)
 
 
 def energy_drift(z, sys_params):
     r"""Relative drift of the true energy at the end of trajectories
-    :obj:`[B, T, 2, N, 2]` (mean over systems)."""
-    energy = spring_hamiltonian(z.double(), sys_params.double()[:, None])
-    return float(((energy[:, -1] - energy[:, 0]) / energy[:, 0]).abs().mean())
+    :obj:`[B, T, 2, N, 2]` (mean over systems; infinite if one blew up)."""
+    finite = z.flatten(1).isfinite().all(1)
+    drift = torch.full((z.size(0), ), torch.inf, dtype=torch.float64)
+    energy = spring_hamiltonian(z[finite].double(),
+                                sys_params[finite].double()[:, None])
+    drift[finite] = ((energy[:, -1] - energy[:, 0]) / energy[:, 0]).abs()
+    return float(drift.mean())
 
 
 def train(args, model, train_set, val_set, log) -> dict:
@@ -326,6 +332,7 @@ def main(argv=None) -> dict:
         'energy_drift_100': energy_drift(pred, test_long.sys_params),
         'true_energy_drift_100': energy_drift(true, test_long.sys_params),
         'rollout_mse_per_step': errors.mean(0).tolist(),
+        'diverged_100': int((~errors[:, -1].isfinite()).sum()),
         'eval_time_s': time.perf_counter() - start,
         'threads': torch.get_num_threads(), **result}
     save_json(metrics, f'{args.out}/metrics.json')

@@ -216,6 +216,35 @@ def test_rollout_errors():
         dynamics.rollout(z, ts[None], sys_params)
 
 
+class _Explosive(torch.nn.Module):
+    r"""A LieTransformer potential plus :math:`-|q|^4`: trajectories reach
+    infinity in finite time."""
+    def __init__(self, potential):
+        super().__init__()
+        self.potential = potential
+
+    def forward(self, q, sys_params):
+        energy = self.potential(q, sys_params)
+        return energy - 1e3 * q.pow(2).sum((-2, -1)).pow(2).view_as(energy)
+
+
+def test_a_rollout_that_blows_up_turns_non_finite():
+    r"""A valid initial state whose dynamics diverge gives non-finite states
+    from some step on (an infinite error to report), not an exception from
+    the lift's check of the positions it meets."""
+    z, sys_params = springs(batch=2)
+    dynamics = HamiltonianDynamics(SeparableHamiltonian(
+        _Explosive(small_potential())))
+    ts = torch.linspace(0, 5.0, 40, dtype=torch.float64)
+    with torch.no_grad():
+        traj = dynamics.rollout(z, ts, sys_params)
+    assert traj[:, 0].isfinite().all()
+    assert not traj[:, -1].isfinite().all()
+    # A non-finite state passed directly is still refused.
+    with pytest.raises(ValueError, match='NaN or infinite'):
+        dynamics(traj[:, -1], sys_params)
+
+
 def test_training_reduces_rollout_loss():
     z, sys_params = springs(batch=8, seed=1)
     sys_params = sys_params * torch.tensor([1.0, 0.2], dtype=torch.float64)

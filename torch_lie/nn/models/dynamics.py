@@ -40,13 +40,18 @@ class Dynamics(Module):
         r"""Integrates the dynamics from :obj:`z0 [B, 2, N, d]` over the
         times :obj:`ts [T]` with :func:`torchdiffeq.odeint` (a fixed-grid
         :obj:`"rk4"` step per interval by default) and returns the
-        trajectories :obj:`[B, T, 2, N, d]`."""
+        trajectories :obj:`[B, T, 2, N, d]`; those of a model that blows up
+        turn non-finite from there on."""
         check_state(z0, sys_params)
         if ts.dim() != 1 or ts.numel() < 1:
             raise ValueError(f"'ts' must be a non-empty 1-D tensor of times "
                              f"(got shape {list(ts.shape)})")
-        zs = odeint(lambda t, z: self(z, sys_params), z0, ts.to(z0),
-                    method=method)
+        # The initial state is checked; a state that blows up later gives
+        # non-finite values (a diverged roll-out), not an error, compiled or
+        # not.
+        with trusted_positions():
+            zs = odeint(lambda t, z: self(z, sys_params), z0, ts.to(z0),
+                        method=method)
         return zs.transpose(0, 1)
 
     @contextmanager
@@ -102,8 +107,8 @@ class HamiltonianDynamics(Dynamics):
         if self._compiled is None:  # unbound, so that copies use their own
             self._compiled = torch.compile(type(self)._vector_field,
                                            dynamic=False)
-        # Roll-outs validate their initial state; a state that blows up
-        # later gives NaN energies rather than a host check in the graph.
+        # No host check of the positions inside the graph (roll-outs check
+        # their initial state).
         with trusted_positions():
             return self._compiled(self, z, sys_params)
 
