@@ -38,7 +38,7 @@ lint:
 wheel:
 	rm -rf dist
 	$(PIP) wheel -q --no-deps -w dist .
-	$(PYTHON) -m zipfile -l dist/torch_lie-*.whl | grep -q 'pretrained/springs-t2.pt'
+	$(PYTHON) -m zipfile -l dist/torch_lie-*.whl | grep 'pretrained/springs-t2.pt' > /dev/null
 
 # The API documentation from the docstrings, warnings (broken references
 # included) as errors; open docs/_build/html/index.html.

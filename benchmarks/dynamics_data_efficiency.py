@@ -168,8 +168,12 @@ def collect(args):
                    'train_time_s': sum(m['train_time_s'] for m in runs),
                    'eval_time_s': sum(m['eval_time_s'] for m in runs),
                    'args': runs[0]['args']}
-            for key in ('test_mse_5', 'test_mse_100', 'energy_drift_100',
-                        'best_val_mse'):
+            for m in runs:  # runs from before these entries diverged none
+                m.setdefault('test_mse_5_finite', m['test_mse_5'])
+                m.setdefault('diverged_5', 0)
+            row['diverged_5'] = [m['diverged_5'] for m in runs]
+            for key in ('test_mse_5', 'test_mse_5_finite', 'test_mse_100',
+                        'energy_drift_100', 'best_val_mse'):
                 values = [m[key] for m in runs]
                 row[key] = dict(zip(('median', 'q1', 'q3'),
                                     quartiles(values)), values=values)
@@ -218,10 +222,16 @@ def write_results(rows, args, command):
         f'(the first {args.n_test_long} test systems). The paper columns are '
         'read from the pixels of the paper\'s Fig. 4 (green: LieTr-T2).',
         '',
+        'A model trained on few systems can blow up on a test system it has '
+        'not seen (non-finite states within 4 steps): that system\'s error '
+        'is infinite and so is the mean. The column "without blown-up '
+        'systems" leaves them out; "blown up" counts them per seed (of 2000).',
+        '',
         '| n_train | model | params | seeds | epochs (steps) | test MSE '
-        '5-state | paper LieTr-T2 | ratio to paper | test MSE 100-state | '
-        'energy drift (100) | train time (all seeds) |',
-        '|---|---|---|---|---|---|---|---|---|---|---|',
+        '5-state | paper LieTr-T2 | ratio to paper | without blown-up '
+        'systems | blown up | test MSE 100-state | energy drift (100) | '
+        'train time (all seeds) |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ]
     green = PAPER['LieTr-T2 (paper, green)']
     for r in rows:
@@ -232,6 +242,8 @@ def write_results(rows, args, command):
             f"| {n} | {r['label']} | {r['parameters']:,} | "
             f"{len(r['seeds'])} | {r['epochs']} ({r['steps']}) | "
             f"{fmt_q(r['test_mse_5'])} | {fmt(green.get(n))} | {ratio} | "
+            f"{fmt_q(r['test_mse_5_finite'])} | "
+            f"{' / '.join(map(str, r['diverged_5']))} | "
             f"{fmt_q(r['test_mse_100'])} | "
             f"{fmt_q(r['energy_drift_100'])} | "
             f"{r['train_time_s'] / 60:.1f} min |")
@@ -267,7 +279,7 @@ def plot(rows, path):
     styles = {'lie': ('green', 'o'), 'fc': ('black', 's'),
               'hfc': ('purple', '^')}
     for model, (color, marker) in styles.items():
-        pts = sorted((r['n_train'], r['test_mse_5']) for r in rows
+        pts = sorted((r['n_train'], r['test_mse_5_finite']) for r in rows
                      if r['model'] == model)
         if not pts:
             continue
@@ -277,6 +289,8 @@ def plot(rows, path):
                [p[1]['q3'] - m for m, p in zip(med, pts)]]
         ax.errorbar(n, med, yerr=err, marker=marker, color=color, capsize=3,
                     label=LABELS[model] + ', median and quartiles')
+    ax.plot([], [], ' ', label='ours: test systems whose roll-outs blew up '
+            'left out (see the table)')
     ax.set_xscale('log')
     ax.set_yscale('log')
     ax.set_xlabel('training systems (n_train)')

@@ -329,6 +329,9 @@ def main(argv=None) -> dict:
         'model': name, 'args': vars(args), 'parameters': params,
         'n_train': args.n_train, 'epochs': args.epochs, 'dt': dt,
         'test_mse_5': float(short.mean()), 'test_mse_100': float(errors.mean()),
+        # Without the systems whose roll-outs blew up, and how many did.
+        'test_mse_5_finite': float(short[short.isfinite().all(1)].mean()),
+        'diverged_5': int((~short[:, -1].isfinite()).sum()),
         'energy_drift_100': energy_drift(pred, test_long.sys_params),
         'true_energy_drift_100': energy_drift(true, test_long.sys_params),
         'rollout_mse_per_step': errors.mean(0).tolist(),
@@ -343,6 +346,9 @@ def main(argv=None) -> dict:
                         {k: metrics[k] for k in ('n_train', 'test_mse_5',
                                                  'test_mse_100',
                                                  'energy_drift_100')})
+    if metrics['diverged_5']:
+        print(f"{metrics['diverged_5']} of {len(short)} short test roll-outs "
+              f"blew up; MSE of the others {metrics['test_mse_5_finite']:.3e}")
     print(f"{name}: test MSE {metrics['test_mse_5']:.3e} (short), "
           f"{metrics['test_mse_100']:.3e} (long), energy drift "
           f"{metrics['energy_drift_100']:.2e}; results in {args.out}/")
