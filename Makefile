@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 WHEELS ?= ../shared/wheels
 
-.PHONY: install demo test lint docs wheel bench
+.PHONY: install demo test lint docs package bench
 
 install:
 	# The CPU build of torch first: an unpinned torch resolves to a multi-GB
@@ -34,11 +34,21 @@ test:
 lint:
 	$(PYTHON) -m ruff check .
 
-# The wheel a user would install, with the shipped pretrained models inside.
-wheel:
-	rm -rf dist
-	$(PIP) wheel -q --no-deps -w dist .
-	$(PYTHON) -m zipfile -l dist/torch_lie-*.whl | grep 'pretrained/springs-t2.pt' > /dev/null
+# The sdist and wheel a user would install (python -m build), installed into a
+# clean venv that borrows this environment's torch and PyG, then an import and a
+# pretrained model's prediction from outside the source tree.
+package:
+	rm -rf dist /tmp/torch_lie_venv
+	$(PIP) install -q build
+	$(PYTHON) -m build -q --sdist --wheel --outdir dist .
+	$(PYTHON) -m venv --system-site-packages /tmp/torch_lie_venv
+	/tmp/torch_lie_venv/bin/pip install -q --no-deps dist/torch_lie-*.whl
+	cd /tmp && /tmp/torch_lie_venv/bin/python -c "import torch, torch_lie; \
+		from torch_lie.pretrained import from_pretrained; \
+		assert torch_lie.__file__.startswith('/tmp/torch_lie_venv'), torch_lie.__file__; \
+		m = from_pretrained('springs-t2'); \
+		z = m.rollout(torch.randn(2, 2, 6, 2), torch.linspace(0, 0.04, 5), torch.rand(2, 6, 2) + 0.5); \
+		assert z.isfinite().all(); print('wheel', torch_lie.__version__, 'ok')"
 
 # The API documentation from the docstrings, warnings (broken references
 # included) as errors; open docs/_build/html/index.html.
