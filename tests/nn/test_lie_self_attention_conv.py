@@ -182,3 +182,27 @@ def test_on_device(device, dtype):
     assert out.device.type == device.type and out.dtype == dtype
     out.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in conv.parameters())
+
+
+def test_paper_initialisation_of_the_location_mlps():
+    torch.manual_seed(0)
+    conv = LieSelfAttentionConv(8, 16, edge_dim=3, heads=2, kernel_dim=32,
+                                combine='mlp', kernel_init='paper')
+    first = [conv.kernel_in.weight, conv.kernel_in.bias, conv.kernel_hidden,
+             conv.kernel_hidden_bias, conv.kernel_content]
+    for t in first:  # uniform in [-0.25, 0.25], biases too
+        assert t.abs().max() <= 0.25 and t.abs().max() > 0.2
+    for t in (conv.kernel_out, conv.kernel_out_bias):
+        assert t.abs().max() <= 1.0 and t.abs().max() > 0.5
+    he = LieSelfAttentionConv(8, 16, edge_dim=3, heads=2, kernel_dim=32)
+    assert he.kernel_in.weight.abs().max() > 1.0  # sqrt(6 / 3)
+    assert not he.kernel_in.bias.any()
+    with pytest.raises(ValueError, match='kernel_init'):
+        LieSelfAttentionConv(8, 16, edge_dim=3, kernel_init='xavier')
+
+
+def test_paper_presets_use_the_paper_initialisation():
+    from torch_lie.nn.models import LiePotential
+    conv = LiePotential.paper().transformer.blocks[0].attn
+    assert conv.kernel_init == 'paper'
+    assert conv.kernel_in.weight.abs().max() <= 0.25

@@ -78,6 +78,11 @@ class LieSelfAttentionConv(MessagePassing):
             follows the location MLP's last layer too (the paper's kernel,
             whose location logits are :math:`\mathrm{Swish}(\cdot)`).
             (default: :obj:`False`)
+        kernel_init (str, optional): Initialisation of the location MLPs,
+            :obj:`"he"` (uniform with variance :math:`2 / \mathrm{fan\_in}`,
+            zero biases) or :obj:`"paper"` (the original implementation's:
+            weights and biases uniform in :math:`[-0.25, 0.25]`, the last
+            layer's in :math:`[-1, 1]`). (default: :obj:`"he"`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
@@ -95,7 +100,8 @@ class LieSelfAttentionConv(MessagePassing):
                  attention: str = 'softmax', combine: str = 'sum',
                  dropout: float = 0.0, bias: bool = True,
                  content_dim: Optional[int] = None,
-                 kernel_act_out: bool = False, **kwargs):
+                 kernel_act_out: bool = False, kernel_init: str = 'he',
+                 **kwargs):
         kwargs.setdefault('aggr', 'add')
         super().__init__(node_dim=0, **kwargs)
         check_positive_int('heads', heads)
@@ -104,6 +110,7 @@ class LieSelfAttentionConv(MessagePassing):
                              f"divisible by 'heads' ({heads})")
         check_choice('attention', attention, ATTENTIONS)
         check_choice('combine', combine, COMBINES)
+        check_choice('kernel_init', kernel_init, ('he', 'paper'))
         if (combine == 'embedding') != (content_dim is not None):
             raise ValueError("'content_dim' goes with combine='embedding' "
                              "(and is needed there)")
@@ -120,6 +127,7 @@ class LieSelfAttentionConv(MessagePassing):
         self.dropout = dropout
         self.content_dim = content_dim
         self.kernel_act_out = kernel_act_out
+        self.kernel_init = kernel_init
 
         qk_channels = out_channels if content_dim is None else heads * content_dim
         self.lin_query = Linear(in_channels, qk_channels, bias=bias)
@@ -154,21 +162,27 @@ class LieSelfAttentionConv(MessagePassing):
                     self.lin_out, self.lin_content):
             if lin is not None:
                 lin.reset_parameters()
-        # He initialisation of the location MLPs: with PyTorch's default
-        # (variance 1 / (3 fan_in)) each Swish layer shrinks the signal, and
-        # the location logits start nearly constant in the pair embedding.
-        weights = [(self.kernel_in.weight, self.edge_dim),
-                   (self.kernel_hidden, self.kernel_dim),
-                   (self.kernel_out, self.kernel_dim)]
+        layers = [(self.kernel_in.weight, self.kernel_in.bias, self.edge_dim),
+                  (self.kernel_hidden, self.kernel_hidden_bias,
+                   self.kernel_dim),
+                  (self.kernel_out, self.kernel_out_bias, self.kernel_dim)]
         if self.kernel_content is not None:
-            weights.append((self.kernel_content,
-                            self.edge_dim + (self.content_dim or 1)))
-        for weight, fan_in in weights:
-            bound = math.sqrt(6 / fan_in)
-            torch.nn.init.uniform_(weight, -bound, bound)
-        for bias in (self.kernel_in.bias, self.kernel_hidden_bias,
-                     self.kernel_out_bias):
-            torch.nn.init.zeros_(bias)
+            layers.append((self.kernel_content, None,
+                           self.edge_dim + (self.content_dim or 1)))
+        for i, (weight, bias, fan_in) in enumerate(layers):
+            if self.kernel_init == 'paper':
+                bound = 1.0 if i == 2 else 0.25
+                for tensor in (weight, bias):
+                    if tensor is not None:
+                        torch.nn.init.uniform_(tensor, -bound, bound)
+            else:
+                # He: with PyTorch's default (variance 1 / (3 fan_in)) each
+                # Swish layer shrinks the signal, and the location logits
+                # start nearly constant in the pair embedding.
+                bound = math.sqrt(6 / fan_in)
+                torch.nn.init.uniform_(weight, -bound, bound)
+                if bias is not None:
+                    torch.nn.init.zeros_(bias)
 
     def forward(
         self,

@@ -76,7 +76,8 @@ PAPER_MODELS = {
 }
 #: What every model of the original has (and torch_lie's defaults not).
 PAPER_LAYOUT = dict(heads=8, kernel_dim=16, final_norm=False,
-                    kernel_act_out=True, mlp_act_out=True, head='swish_mlp')
+                    kernel_act_out=True, mlp_act_out=True, head='swish_mlp',
+                    kernel_init='paper')
 
 
 def paper_config(task: str) -> dict:
@@ -101,13 +102,14 @@ class LieTransformerBlock(torch.nn.Module):
                  kernel_dim: int, attention: str, combine: str,
                  dropout: float, mlp_ratio: float,
                  kernel_act_out: bool = False, mlp_act_out: bool = False,
-                 content_dim: Optional[int] = None):
+                 content_dim: Optional[int] = None, kernel_init: str = 'he'):
         super().__init__()
         self.norm_attn = LayerNorm(channels)
         self.attn = LieSelfAttentionConv(channels, channels, edge_dim, heads,
                                          kernel_dim, attention, combine,
                                          dropout, content_dim=content_dim,
-                                         kernel_act_out=kernel_act_out)
+                                         kernel_act_out=kernel_act_out,
+                                         kernel_init=kernel_init)
         self.norm_mlp = LayerNorm(channels)
         self.mlp = MLP(channels, int(mlp_ratio * channels), channels, dropout,
                        act_out=mlp_act_out)
@@ -219,6 +221,10 @@ class LieTransformer(torch.nn.Module):
             of :obj:`combine="embedding"` (see
             :class:`~torch_lie.nn.LieSelfAttentionConv`).
             (default: :obj:`None`)
+        kernel_init (str, optional): Initialisation of the location MLPs,
+            :obj:`"he"` or the original implementation's :obj:`"paper"` (see
+            :class:`~torch_lie.nn.LieSelfAttentionConv`). (default:
+            :obj:`"he"`)
         kernel (str, optional): :obj:`"auto"` (batched products for complete
             graphs whose padding to the largest at most doubles the pairs,
             e.g. molecules or particle systems; sparse edges otherwise),
@@ -239,7 +245,7 @@ class LieTransformer(torch.nn.Module):
                  mlp_ratio: float = 1.0, final_norm: bool = True,
                  kernel_act_out: bool = False, mlp_act_out: bool = False,
                  head: str = 'mlp', content_dim: Optional[int] = None,
-                 kernel: str = 'auto'):
+                 kernel_init: str = 'he', kernel: str = 'auto'):
         super().__init__()
         if not isinstance(lift, Lift):
             raise ValueError(f"'lift' must be a Lift, e.g. Lift('SE3', "
@@ -266,7 +272,7 @@ class LieTransformer(torch.nn.Module):
             LieTransformerBlock(hidden_channels, lift.group.edge_dim, heads,
                                 kernel_dim, attention, combine, dropout,
                                 mlp_ratio, kernel_act_out, mlp_act_out,
-                                content_dim)
+                                content_dim, kernel_init)
             for _ in range(num_layers)
         ])
         self.norm = LayerNorm(hidden_channels) if final_norm else None
