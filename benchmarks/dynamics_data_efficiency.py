@@ -272,7 +272,7 @@ def plot(rows, path):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = plt.subplots(figsize=(9.6, 4.6))
     for (label, d), color in zip(PAPER.items(), PAPER_COLORS):
         ax.plot(list(d), list(d.values()), ls='--', color=color, alpha=0.5,
                 lw=1.2, label=label)
@@ -297,7 +297,7 @@ def plot(rows, path):
     ax.set_ylabel('test MSE, 5-state roll-outs')
     ax.set_title('Spring dynamics: data efficiency (dashed: paper, Fig. 4)')
     ax.grid(True, which='both', alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
