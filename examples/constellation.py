@@ -86,9 +86,8 @@ from tqdm import tqdm
 
 from torch_lie.datasets.constellation import CONSTELLATION_SHAPES, Constellation
 from torch_lie.groups import group_resolver
-from torch_lie.nn import LieTransformer
 from torch_lie.nn.models import PointCloudTransformer
-from torch_lie.pretrained import from_pretrained, save_pretrained
+from torch_lie.pretrained import BUILDERS, from_pretrained, save_pretrained
 from torch_lie.training import (
     BucketBatchSampler,
     Checkpointer,
@@ -96,7 +95,6 @@ from torch_lie.training import (
     save_json,
     warmup_cosine,
 )
-from torch_lie.transforms import Lift
 from torch_lie.visualization import plot_constellations
 
 SHAPES, COUNTS = len(CONSTELLATION_SHAPES), 3  # 0, 1 or 2 copies per shape
@@ -152,9 +150,7 @@ def build_model(args, in_channels: int) -> torch.nn.Module:
     if args.model == 'transformer':
         return PointCloudTransformer(in_channels, args.hidden, SHAPES * COUNTS,
                                      args.layers, args.heads)
-    kwargs = lie_kwargs(args, in_channels)
-    return LieTransformer(lift=Lift(kwargs.pop('group'),
-                                    kwargs.pop('num_samples')), **kwargs)
+    return BUILDERS['lie_transformer'](**lie_kwargs(args, in_channels))
 
 
 def batches(dataset, batch_sampler, lift_size: int, max_pairs: int):

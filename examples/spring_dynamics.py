@@ -92,19 +92,17 @@ from torch_lie.datasets import SpringDynamics, spring_hamiltonian
 from torch_lie.groups import group_resolver
 from torch_lie.nn.models import (
     HamiltonianDynamics,
-    LiePotential,
     MLPDynamics,
     MLPPotential,
     SeparableHamiltonian,
 )
-from torch_lie.pretrained import from_pretrained, save_pretrained
+from torch_lie.pretrained import BUILDERS, from_pretrained, save_pretrained
 from torch_lie.training import (
     Checkpointer,
     markdown_table,
     save_json,
     warmup_cosine,
 )
-from torch_lie.transforms import Lift
 from torch_lie.utils import check_device
 from torch_lie.visualization import (
     plot_rollout_error,
@@ -181,16 +179,10 @@ def build_model(args) -> torch.nn.Module:
         return from_pretrained(args.pretrained)
     if args.model == 'fc':
         return MLPDynamics(6, 2, 2, args.hidden, args.layers)
-    if args.model == 'hfc':
-        potential = MLPPotential(6, 2, 2, args.hidden, args.layers)
-    else:
-        kwargs = lie_kwargs(args)
-        lift = Lift(kwargs.pop('group'), kwargs.pop('num_samples'))
-        potential = (LiePotential.paper(lift=lift, **kwargs)
-                     if kwargs.pop('paper_layout') else
-                     LiePotential(2, lift=lift, **kwargs))
-    return HamiltonianDynamics(SeparableHamiltonian(potential),
-                               compile=args.compile)
+    if args.model == 'lie':
+        return BUILDERS['springs'](**lie_kwargs(args), compile=args.compile)
+    return HamiltonianDynamics(SeparableHamiltonian(
+        MLPPotential(6, 2, 2, args.hidden, args.layers)), compile=args.compile)
 
 
 @torch.no_grad()

@@ -31,11 +31,12 @@ from torch_lie.utils import atomic_save
 
 
 def _springs(group: str, num_samples: int = 1, paper_layout: bool = False,
-             **kwargs: Any) -> HamiltonianDynamics:
+             compile: bool = False, **kwargs: Any) -> HamiltonianDynamics:
     lift = Lift(group, num_samples)
     potential = (LiePotential.paper(lift=lift, **kwargs) if paper_layout else
                  LiePotential(2, lift=lift, **kwargs))
-    return HamiltonianDynamics(SeparableHamiltonian(potential))
+    return HamiltonianDynamics(SeparableHamiltonian(potential),
+                               compile=compile)
 
 
 def _lie_transformer(group: str, num_samples: int = 1,
@@ -43,7 +44,8 @@ def _lie_transformer(group: str, num_samples: int = 1,
     return LieTransformer(lift=Lift(group, num_samples), **kwargs)
 
 
-#: How each kind of model is built from the keyword arguments in its file.
+#: How each kind of model is built from the keyword arguments in its file
+#: (the example scripts build their models with them too).
 BUILDERS: Dict[str, Callable[..., torch.nn.Module]] = {
     'springs': _springs,
     'lie_transformer': _lie_transformer,
