@@ -86,7 +86,7 @@ def test_max_pairs_does_not_change_training(run_example, data_root,
 
 
 @pytest.mark.parametrize('extra, match', [
-    (('--features', 'ones'), 'softmax weights sum to one'),
+    (('--features', 'ones'), 'the output cannot depend on the points'),
     (('--group', 'T3'), 'acts on R^3, but the points are in R^2'),
     (('--group', 'SE2-C4', '--num-samples', '2'), 'num_samples'),
     (('--epochs', '0'), '--epochs must be >= 1'),

@@ -33,12 +33,15 @@ def test_save_and_load_a_file(tmp_path):
     from torch_lie.pretrained import BUILDERS
     model = BUILDERS['lie_transformer'](**kwargs)
     path = str(tmp_path / 'mine.pt')
-    save_pretrained(model, path, 'lie_transformer', kwargs, 'python x.py',
-                    {'accuracy': 0.5})
+    save_pretrained(model, path, 'lie_transformer', kwargs, {'accuracy': 0.5},
+                    command='python x.py')
     loaded = from_pretrained(path)
     for a, b in zip(model.parameters(), loaded.parameters(), strict=True):
         assert torch.equal(a, b)
     assert pretrained_info(path)['metrics'] == {'accuracy': 0.5}
+    assert pretrained_info(path)['command'] == 'python x.py'
+    save_pretrained(model, path, 'lie_transformer', kwargs)
+    assert pretrained_info(path)['command'].startswith('python ')
 
 
 def test_unknown_names_and_files(tmp_path):
@@ -53,4 +56,4 @@ def test_unknown_names_and_files(tmp_path):
     with pytest.raises(ValueError, match='not written by save_pretrained'):
         from_pretrained(str(path))
     with pytest.raises(ValueError, match="Unknown builder 'x'"):
-        save_pretrained(torch.nn.Linear(1, 1), str(path), 'x', {}, '')
+        save_pretrained(torch.nn.Linear(1, 1), str(path), 'x', {})

@@ -131,6 +131,23 @@ def test_items_and_sizes(root):
     assert 'variant' not in repr(ds) and "split='test'" in repr(ds)
 
 
+def test_score(root):
+    ds = make(root, split='test')
+    y = ds.y
+    assert ds.score(y) == {'accuracy': 1.0, 'exact_match': 1.0,
+                           'accuracy_per_shape': dict.fromkeys(
+                               ('triangle', 'square', 'pentagon', 'L'), 1.0)}
+    pred = y.clone()
+    pred[:5, 3] = (pred[:5, 3] + 1) % 3  # 5 of 20 "L" counts wrong
+    score = ds.score(pred)
+    assert score['accuracy'] == pytest.approx(75 / 80)
+    assert score['exact_match'] == pytest.approx(15 / 20)
+    assert score['accuracy_per_shape']['L'] == pytest.approx(15 / 20)
+    assert score['accuracy_per_shape']['square'] == 1.0
+    with pytest.raises(ValueError, match=r"'pred' must have shape \[20, 4\]"):
+        ds.score(y[:3])
+
+
 def test_default_size(tmp_path):
     ds = Constellation(str(tmp_path), split='test', log=False)
     assert len(ds) == 1000

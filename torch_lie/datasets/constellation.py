@@ -10,7 +10,7 @@ each of the four shapes, how many copies are present (0, 1 or 2).
 """
 import hashlib
 import math
-from typing import Any, Callable, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -390,6 +390,20 @@ class Constellation(InMemoryDataset):
         if self._indices is not None:
             count = count[torch.as_tensor(self.indices(), dtype=torch.long)]
         return count
+
+    def score(self, pred: Tensor) -> Dict[str, Any]:
+        r"""The accuracy of the predicted counts :obj:`pred [B, 4]` (mean
+        over the shapes), the fraction of constellations with every count
+        right (:obj:`exact_match`) and the accuracy per shape."""
+        y = self.y
+        if pred.shape != y.shape:
+            raise ValueError(f"'pred' must have shape {list(y.shape)} (got "
+                             f"{list(pred.shape)})")
+        correct = (pred == y).float()
+        return {'accuracy': float(correct.mean()),
+                'exact_match': float(correct.all(1).float().mean()),
+                'accuracy_per_shape': dict(zip(CONSTELLATION_SHAPES,
+                                               correct.mean(0).tolist()))}
 
     def to_dense(self) -> ConstellationBatch:
         r"""The items (of this data set or index subset, without

@@ -15,6 +15,7 @@ command recorded in its file:
     pretrained_info('springs-t2')['command']  # how it was trained
 """
 import os
+import sys
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
@@ -97,11 +98,14 @@ def pretrained_info(name: str) -> Dict[str, Any]:
 
 
 def save_pretrained(model: torch.nn.Module, path: str, builder: str,
-                    kwargs: Dict[str, Any], command: str,
-                    metrics: Optional[Dict[str, Any]] = None) -> None:
+                    kwargs: Dict[str, Any],
+                    metrics: Optional[Dict[str, Any]] = None,
+                    command: Optional[str] = None) -> None:
     r"""Writes :obj:`model` (built by :obj:`BUILDERS[builder](**kwargs)`)
-    with the :obj:`command` that trained it and its test :obj:`metrics`, for
-    :func:`from_pretrained`."""
+    with its test :obj:`metrics` and the :obj:`command` that trained it
+    (default: this process's command line), for :func:`from_pretrained`."""
+    if command is None:
+        command = ' '.join(['python'] + sys.argv)
     if builder not in BUILDERS:
         raise ValueError(f"Unknown builder '{builder}' (expected one of "
                          f"{sorted(BUILDERS)})")

@@ -1,5 +1,6 @@
 import json
-from typing import Any, List, Sequence
+import os
+from typing import Any, Dict, List, Sequence
 
 from torch_lie.utils.atomic import atomic_file
 
@@ -23,3 +24,17 @@ def markdown_table(header: Sequence[str],
                         '|' + '---|' * len(header)]
     lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
     return '\n'.join(lines)
+
+
+def load_runs(directories: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    r"""The :obj:`metrics.json` of each finished run in :obj:`directories`,
+    by folder."""
+    runs = {}
+    for directory in directories:
+        path = os.path.join(directory, 'metrics.json')
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"'{directory}' has no metrics.json: pass "
+                                    f"the folders of finished runs")
+        with open(path) as f:
+            runs[directory] = json.load(f)
+    return runs

@@ -1,0 +1,35 @@
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+from torch_lie.training import check_counts, load_runs
+
+
+def test_check_counts_is_a_usage_error(capsys):
+    parser = argparse.ArgumentParser(prog='x')
+    parser.add_argument('--epochs', type=int, default=1)
+    check_counts(parser, parser.parse_args([]), ['epochs'])
+    with pytest.raises(SystemExit) as info:
+        check_counts(parser, parser.parse_args(['--epochs', '0']), ['epochs'])
+    assert info.value.code == 2
+    assert 'x: error: --epochs must be >= 1' in capsys.readouterr().err
+
+
+def test_exit_on_error_prints_the_message_without_a_traceback():
+    code = ('from torch_lie.training import exit_on_error\n'
+            'def main():\n    raise ValueError("pass --fix")\n'
+            'exit_on_error(main)\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True)
+    assert proc.returncode == 1 and proc.stderr == 'error: pass --fix\n'
+
+
+def test_load_runs_reads_metrics_and_names_missing_runs(tmp_path):
+    (tmp_path / 'a').mkdir()
+    (tmp_path / 'a' / 'metrics.json').write_text(json.dumps({'x': 1}))
+    assert load_runs([str(tmp_path / 'a')]) == {str(tmp_path / 'a'): {'x': 1}}
+    with pytest.raises(FileNotFoundError, match="'.*b' has no metrics.json"):
+        load_runs([str(tmp_path / 'b')])
