@@ -1,28 +1,25 @@
 r"""LieTransformers on real molecules: a T(3) and an SE(3) model, end to end.
 
 Data: the molecules of ASE's G2 collection (:obj:`ase.collections.g2`, 148
-with more than one atom; no download). Each becomes a PyG
-:obj:`Data(pos, x, y)` with :obj:`x` the one-hot element and :obj:`y` a toy
-target standing in for a real property: the pair potential
+with more than one atom; no download) as PyG :obj:`Data(pos, x, y)`, with
+:obj:`x` the one-hot element and :obj:`y` a toy target standing in for a real
+property, the pair potential
 
 .. math::
     E = \sum_{i < j} \sqrt{Z_i Z_j}\, \exp(-\|r_i - r_j\| / 1\,\AA),
 
-standardised over the training set. It is smooth, invariant to rotations
-and translations, and extensive (hence :obj:`pool='sum'`).
+standardised over the training set: smooth, invariant to rigid motions and
+extensive (hence :obj:`pool='sum'`). Training molecules are moved by a new
+random rigid motion (:class:`~torch_lie.transforms.RandomMotion`) every time
+they are read, then lifted by the model's
+:class:`~torch_lie.transforms.Lift`; the test molecules are moved once. The
+T(3) model is exactly invariant to translations and learns rotations from
+the augmentation; the SE(3) model is invariant to both by construction (in
+distribution, as its lift draws random rotations).
 
-Every time a training molecule is read, it is moved by a random rigid motion
-(rotation and translation), then lifted to group elements by the model's
-:class:`~torch_lie.transforms.Lift` (the data set's transform ends with
-:obj:`model.lift`). The test molecules are moved once by
-random rigid motions, the same for both models. The T(3) model is exactly
-invariant to translations but has to learn rotations from the augmentation;
-the SE(3) model is invariant to both by construction (in distribution, as
-its lift draws random rotations).
-
-At the end the script prints a table (parameters, test MAE in units of the
-target's standard deviation, training time), checks the invariances on
-ethanol with :mod:`torch_lie.testing`, and saves predicted-vs-true plots::
+The script prints parameters, test MAE (in standard deviations of the
+target) and training time, checks the invariances on ethanol with
+:mod:`torch_lie.testing`, and plots predicted against true values::
 
     python examples/molecules.py            # about 2 minutes on 2 CPU cores
     python examples/molecules.py --epochs 5 --hidden 16
@@ -50,96 +47,75 @@ PARSER.add_argument('--threads', type=int, default=1,
 if __name__ == '__main__':  # --help and usage errors before slow imports
     PARSER.parse_args()
 
-import matplotlib
 import torch
 import torch.nn.functional as F
 from ase.collections import g2
-from torch_geometric.data import Data, Dataset
+from torch_geometric.data import Data, InMemoryDataset
 from torch_geometric.loader import DataLoader
-from torch_geometric.transforms import BaseTransform, Compose
+from torch_geometric.transforms import Compose
 from tqdm import tqdm
 
 from torch_lie.groups import SE3, T
+from torch_lie.io.ase import atoms_to_data
 from torch_lie.nn import LieTransformer
 from torch_lie.testing import (
     assert_equivariant,
     assert_invariant_in_distribution,
+    assert_lifted_invariant,
 )
-from torch_lie.training import save_json
-from torch_lie.transforms import Lift
+from torch_lie.training import markdown_table, save_json
+from torch_lie.transforms import Lift, RandomMotion
 from torch_lie.utils import check_device
+from torch_lie.visualization import plot_predictions
 
 #: Elements of the one-hot features (all those in G2).
-ELEMENTS = ['H', 'Li', 'Be', 'B', 'C', 'N', 'O', 'F', 'Na', 'Al', 'Si', 'P',
-            'S', 'Cl']
+ELEMENTS = [1, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14, 15, 16, 17]
+
+
+def one_hot(z: torch.Tensor) -> torch.Tensor:
+    index = torch.tensor([ELEMENTS.index(int(i)) for i in z])
+    return F.one_hot(index, len(ELEMENTS)).float()
 
 
 def molecule_to_data(atoms) -> Data:
     r"""An ASE :obj:`Atoms` as :obj:`Data(pos, x, y)` with the toy pair
     potential (not yet standardised) as :obj:`y`."""
-    unknown = set(atoms.get_chemical_symbols()) - set(ELEMENTS)
-    if unknown:
-        raise ValueError(f'{atoms.get_chemical_formula()}: elements '
-                         f'{sorted(unknown)} are not in ELEMENTS')
-    pos = torch.tensor(atoms.positions, dtype=torch.float32)
-    index = torch.tensor([ELEMENTS.index(s)
-                          for s in atoms.get_chemical_symbols()])
-    x = F.one_hot(index, len(ELEMENTS)).float()
-    c = torch.tensor(atoms.numbers, dtype=torch.float64).sqrt()
-    pos64 = pos.double()
-    i, j = torch.triu_indices(len(atoms), len(atoms), offset=1)
-    energy = (c[i] * c[j] * torch.exp(-(pos64[i] - pos64[j]).norm(dim=-1)))
-    return Data(pos=pos, x=x, y=energy.sum().float().view(1))
+    data = atoms_to_data(atoms, features=one_hot)
+    c = data.z.double().sqrt()
+    i, j = torch.triu_indices(data.num_nodes, data.num_nodes, offset=1)
+    pos = data.pos.double()
+    distance = (pos[i] - pos[j]).norm(dim=-1)
+    data.y = (c[i] * c[j] * torch.exp(-distance)).sum().float().view(1)
+    return data
 
 
-class RandomRigidMotion(BaseTransform):
-    r"""Moves a molecule by a random element of SE(3): a Haar-random
-    rotation and a standard-normal translation."""
-    group = SE3()
-
-    def forward(self, data: Data) -> Data:
-        g = self.group.sample(1, dtype=data.pos.dtype)[0]
-        data.pos = self.group.act(g, data.pos)
-        return data
+def dataset(data_list, transform=None) -> InMemoryDataset:
+    r""":obj:`data_list` as a PyG data set, transformed at every access."""
+    out = InMemoryDataset(transform=transform)
+    out.data, out.slices = out.collate(data_list)
+    return out
 
 
-class Molecules(Dataset):
-    r"""A list of :obj:`Data` objects, transformed at every access."""
-    def __init__(self, data_list, transform=None):
-        super().__init__(transform=transform)
-        self.data_list = data_list
-
-    def len(self) -> int:
-        return len(self.data_list)
-
-    def get(self, idx: int) -> Data:
-        return self.data_list[idx]
-
-
+@torch.no_grad()
 def run_model(model, loader, device):
     r"""Predictions and targets of :obj:`model` on :obj:`loader`."""
     model.eval()
-    preds, targets = [], []
-    with torch.no_grad():
-        for batch in loader:
-            batch = batch.to(device)
-            preds.append(model(batch).view(-1).cpu())
-            targets.append(batch.y.cpu())
-    return torch.cat(preds), torch.cat(targets)
+    pairs = [(model(b.to(device)).view(-1), b.y) for b in loader]
+    return tuple(torch.cat(t).cpu() for t in zip(*pairs))
 
 
 def train(name, lift, train_set, test_set, args):
-    r"""Trains a LieTransformer with :obj:`lift`; returns the model, its
-    test predictions and targets, and the training time. The data sets'
-    transform lifts the molecules with the model's own lift."""
+    r"""Trains a LieTransformer with :obj:`lift` (which the data sets'
+    transform applies); returns the model, its test predictions and
+    targets, and the training time."""
     torch.manual_seed(args.seed)
     model = LieTransformer(len(ELEMENTS), args.hidden, 1, lift=lift,
                            num_layers=args.layers, heads=args.heads,
                            pool='sum').to(args.device)
     train_loader = DataLoader(
-        Molecules(train_set, Compose([RandomRigidMotion(), model.lift])),
+        dataset(train_set, Compose([RandomMotion(SE3()), model.lift])),
         batch_size=args.batch_size, shuffle=True)
-    test_loader = DataLoader(Molecules(test_set, model.lift),
+    test_loader = DataLoader(dataset(test_set, model.lift),
                              batch_size=args.batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -164,74 +140,37 @@ def train(name, lift, train_set, test_set, args):
     return model, pred, true, seconds
 
 
+@torch.no_grad()
 def invariance_checks(models, device, num_draws=64):
     r"""Checks the trained models on ethanol, in float64."""
-    atoms = g2['CH3CH2OH']
-    data = molecule_to_data(atoms)
-    pos = data.pos.to(device, torch.float64)
-    x = data.x.to(device, torch.float64)
+    data = molecule_to_data(g2['CH3CH2OH']).to(device)
+    pos, x = data.pos.double(), data.x.double()
     t_model = copy.deepcopy(models['T(3)']).double().eval()
     se3_model = copy.deepcopy(models['SE(3)']).double().eval()
+    se3 = se3_model.group
 
     def predict(model, pos):  # lifted inside the model
         return model(Data(pos=pos, x=x))
 
-    results = {}
-    with torch.no_grad():
+    f64 = dict(dtypes=(torch.float64, ))
+    results = {
         # T(3): exact invariance to translations of the points.
-        errors = assert_equivariant(lambda p: predict(t_model, p), pos, T(3),
-                                    dtypes=(torch.float64, ))
-        results['T(3) translation error'] = errors[torch.float64]
-
-        # SE(3): lift once with the model's lift, left-multiply all elements
-        # by a random element and recompute the pair embeddings (same edges,
-        # same features).
-        se3 = se3_model.group
-        lifted = se3_model.lift(Data(pos=pos, x=x))
-
-        def from_elements(g):
-            moved = copy.copy(lifted)
-            moved.g = g
-            moved.edge_attr = se3.edge_attr(g, lifted.edge_index, lifted.q)
-            return se3_model(moved)
-
-        errors = assert_equivariant(from_elements, lifted.g, se3,
-                                    on='elements', dtypes=(torch.float64, ))
-        results['SE(3) left-multiplied elements error'] = errors[torch.float64]
-
+        'T(3) translation error': assert_equivariant(
+            lambda p: predict(t_model, p), pos, T(3), **f64)[torch.float64],
+        # SE(3): exact invariance to moving the lifted elements.
+        'SE(3) left-multiplied elements error': assert_lifted_invariant(
+            se3_model, Data(pos=pos, x=x), **f64)[torch.float64],
         # SE(3) on points: random lifts make it invariant in distribution.
-        results['SE(3) mean shift under rigid motions (std. errors)'] = (
-            assert_invariant_in_distribution(
-                lambda p: predict(se3_model, p), pos, se3,
-                num_draws=num_draws))
-
-        # Spread of single predictions over random rigid motions.
-        motions = se3.sample(num_draws, dtype=torch.float64, device=device)
-        for name, model in [('T(3)', t_model), ('SE(3)', se3_model)]:
-            out = torch.stack([predict(model, se3.act(h, pos))
-                               for h in motions])
-            results[f'{name} output std under rigid motions'] = float(
-                out.std())
+        'SE(3) mean shift under rigid motions (std. errors)':
+            assert_invariant_in_distribution(lambda p: predict(se3_model, p),
+                                             pos, se3, num_draws=num_draws),
+    }
+    # Spread of single predictions over random rigid motions.
+    motions = se3.sample(num_draws, dtype=torch.float64, device=device)
+    for name, model in [('T(3)', t_model), ('SE(3)', se3_model)]:
+        out = torch.stack([predict(model, se3.act(h, pos)) for h in motions])
+        results[f'{name} output std under rigid motions'] = float(out.std())
     return results
-
-
-def plot(predictions, path):
-    matplotlib.use('Agg')  # files only, no display needed
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(predictions), figsize=(8, 4),
-                             sharex=True, sharey=True)
-    for ax, (name, (pred, true)) in zip(axes, predictions.items(), strict=True):
-        lo, hi = float(true.min()), float(true.max())
-        ax.plot([lo, hi], [lo, hi], color='gray', lw=1)
-        ax.scatter(true, pred, s=12)
-        mae = float((pred - true).abs().mean())
-        ax.set_title(f'{name} LieTransformer (test MAE {mae:.3f})')
-        ax.set_xlabel('true (standardised)')
-    axes[0].set_ylabel('predicted')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv=None) -> dict:
@@ -244,10 +183,6 @@ def main(argv=None) -> dict:
     except ValueError as error:
         PARSER.error(str(error))
     torch.set_num_threads(args.threads)
-    return run(args)
-
-
-def run(args) -> dict:
     torch.manual_seed(args.seed)
 
     # Data: a seeded 80/20 split, the target standardised on the train set.
@@ -262,7 +197,7 @@ def run(args) -> dict:
     for data in data_list:
         data.y = (data.y - mean) / std
     # The test molecules are moved once, so that both models see the same.
-    test_set = [RandomRigidMotion()(data) for data in test_set]
+    test_set = [RandomMotion(SE3())(data) for data in test_set]
     print(f'{len(train_set)} train / {len(test_set)} test molecules, '
           f'target {mean:.2f} +- {std:.2f} (standardised below)')
 
@@ -272,16 +207,15 @@ def run(args) -> dict:
         model, pred, true, seconds = train(name, lift, train_set, test_set,
                                            args)
         models[name], predictions[name] = model, (pred, true)
-        rows.append((name, sum(p.numel() for p in model.parameters()),
-                     float((pred - true).abs().mean()), seconds))
+        rows.append([f'{name} LieTransformer',
+                     sum(p.numel() for p in model.parameters()),
+                     float((pred - true).abs().mean()), seconds])
     # Reference: always predicting the training mean (0 once standardised).
     baseline = float(predictions['T(3)'][1].abs().mean())
-
-    print(f"\n{'model':<22}{'parameters':>11}{'test MAE':>10}{'train s':>9}")
-    print(f"{'train mean':<22}{0:>11}{baseline:>10.3f}{'-':>9}")
-    for name, params, mae, seconds in rows:
-        print(f'{name + " LieTransformer":<22}{params:>11}{mae:>10.3f}'
-              f'{seconds:>9.1f}')
+    print('\n' + markdown_table(
+        ['model', 'parameters', 'test MAE', 'train s'],
+        [['train mean', 0, f'{baseline:.3f}', '-']] +
+        [[n, p, f'{mae:.3f}', f'{s:.1f}'] for n, p, mae, s in rows]))
 
     checks = invariance_checks(models, args.device)
     print('\nInvariance on ethanol (float64):')
@@ -290,17 +224,14 @@ def run(args) -> dict:
 
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, 'predictions.png')
-    plot(predictions, path)
+    plot_predictions(path, {f'{n} LieTransformer': p
+                            for n, p in predictions.items()},
+                     'true (standardised)')
     print(f'\nPredicted vs true on the test set: {path}')
-
-    metrics = {
-        'models': {name: {'parameters': params, 'test_mae': mae,
-                          'seconds': seconds}
-                   for name, params, mae, seconds in rows},
-        'baseline_mae': baseline,
-        'invariance': checks,
-        'plot': path,
-    }
+    metrics = {'models': {n.split()[0]: {'parameters': p, 'test_mae': mae,
+                                         'seconds': s}
+                          for n, p, mae, s in rows},
+               'baseline_mae': baseline, 'invariance': checks, 'plot': path}
     save_json(metrics, os.path.join(args.out, 'metrics.json'))
     return metrics
 

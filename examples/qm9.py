@@ -1,48 +1,34 @@
 r"""QM9 molecular property regression with a LieTransformer (paper Sec. 5.2).
 
-Data: PyG's :class:`~torch_geometric.datasets.QM9` (downloaded into ``--root``
-on first use), one of the paper's 12 targets in its units, its 15 atom
-features and its seeded 100,000 / 17,748 / 13,083 split
-(:mod:`torch_lie.datasets.qm9`). The model owns its lift: molecules are
-lifted in the data loader, or with ``--lift-on-device`` (the GPU default) by
-the model, batch by batch; T(3) models train with random rotations. L1 loss
-on the standardised target, Adam with a warm-up and a cosine schedule, the
-best validation epoch tested at the end beside the paper's number. A
-checkpoint after every epoch; ``--resume`` continues a run, ``--overwrite``
-replaces it. Launched by ``torchrun`` it trains data-parallel (one process
-per GPU, or per share of the CPU with ``--device cpu``; ``--batch-size`` is
-the global batch, and every number of processes sees the same batches)::
+PyG's :class:`~torch_geometric.datasets.QM9` (downloaded into ``--root``),
+one of the paper's 12 targets, the paper's split
+(:func:`~torch_lie.datasets.qm9.qm9_paper_splits`), L1 loss on the
+standardised target, the best validation epoch tested beside the paper.
+Launched by ``torchrun`` it trains data-parallel (``--batch-size`` is the
+global batch: the same batches for any number of processes)::
 
     python examples/qm9.py --target homo --group SE3 --device cuda
-    python examples/qm9.py --target U0 --group T3 --r 5.0 --out runs/u0
     python examples/qm9.py --target homo --hidden 64 --layers 2 --epochs 2
     torchrun --nproc_per_node 4 examples/qm9.py --target homo --device cuda
     python examples/qm9.py predict --checkpoint runs/qm9/best.pt mol.xyz
 """
 import argparse
-import math
 import sys
-import time
 
-PARSER = argparse.ArgumentParser(
-    description=__doc__.split('\n\n')[0],
-    epilog="'qm9.py predict -h': predictions from a checkpoint")
-PREDICT = argparse.ArgumentParser(
-    prog='qm9.py predict', description='Predicts the target of molecule '
-    'files (any format ASE reads) with a checkpoint of qm9.py; model options '
-    'given must match it.')
+PARSER = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                 epilog="'qm9.py predict -h': predictions")
+PREDICT = argparse.ArgumentParser(prog='qm9.py predict', description='Predicts from '
+                                  'a best.pt; model options given must match it.')
 
 
 def add_model_args(parser, defaults: bool):
     def add(*names, default=None, **kwargs):  # predict: no defaults
-        parser.add_argument(*names, default=default if defaults else None,
-                            **kwargs)
+        parser.add_argument(*names, default=default if defaults else None, **kwargs)
 
-    add('--target', default='homo', help='mu, alpha, homo, lumo, gap, r2, '
-        'zpve, U0, U, H, G or Cv (default: homo)')
+    add('--target', default='homo', help='mu, alpha, homo, lumo, gap, r2, zpve, U0, '
+        'U, H, G or Cv')
     add('--group', default='SE3', help='group of the lift (default: SE3)')
-    add('--num-lift-samples', type=int,
-        help='lifted elements per atom (default: 4, or 1 for T3)')
+    add('--num-lift-samples', type=int, help='per atom (default: 4, or 1 for T3)')
     add('--r', type=float, help='neighbourhood radius in Å (default: all)')
     add('--max-num-neighbors', type=int)
     add('--hidden', type=int, default=1504)
@@ -62,24 +48,20 @@ add('--epochs', type=int, default=500)
 add('--batch-size', type=int, default=100)
 add('--lr', type=float, default=1e-3)
 add('--warmup', type=float, default=0.01, help='warm-up fraction of steps')
-add('--augment', action=argparse.BooleanOptionalAction,
-    help='random rotations of the training molecules (default: T3 only)')
+add('--augment', action=argparse.BooleanOptionalAction, help='default: T3 only')
 add('--split-sizes', type=int, nargs=3, metavar=('TRAIN', 'VAL', 'TEST'))
 add('--seed', type=int, default=0)
 add('--out', default='runs/qm9')
 add('--resume', action='store_true', help='continue the run in --out')
 add('--overwrite', action='store_true', help='replace the run in --out')
 add('--num-workers', type=int, default=0)
-add('--lift-on-device', action=argparse.BooleanOptionalAction,
-    help='lift whole batches on --device (default: on for GPUs)')
+add('--lift-on-device', action=argparse.BooleanOptionalAction, help='default: GPUs')
 add('--threads', type=int, default=1, help='torch threads (default: 1)')
 add('--no-progress', action='store_true')
 PREDICT.add_argument('--checkpoint', required=True, help='best.pt of a run')
-PREDICT.add_argument('files', nargs='+')
-PREDICT.add_argument('--index', type=int, default=-1,
-                     help='structure of multi-structure files (default: last)')
-PREDICT.add_argument('--samples', type=int, default=1,
-                     help='average over this many random lifts')
+PREDICT.add_argument('files', nargs='+', help='molecules in any format ASE reads')
+PREDICT.add_argument('--index', type=int, default=-1, help='in multi-structure files')
+PREDICT.add_argument('--samples', type=int, default=1, help='random lifts to average')
 
 
 def parse(argv):
@@ -92,53 +74,39 @@ if __name__ == '__main__':  # --help and usage errors before slow imports
     parse(sys.argv[1:])
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from torch_geometric.datasets import QM9
 from torch_geometric.loader import DataLoader
-from torch_geometric.transforms import Compose
-from tqdm import tqdm
 
 from torch_lie.datasets.qm9 import (
-    QM9Features,
-    QM9Target,
     qm9_features,
-    qm9_split,
+    qm9_paper_mae,
+    qm9_paper_splits,
     qm9_target_info,
     qm9_targets,
 )
 from torch_lie.groups import T, group_resolver
 from torch_lie.io.ase import atoms_to_data, read_molecule
-from torch_lie.nn import LieTransformer
+from torch_lie.pretrained import BUILDERS
 from torch_lie.training import (
     Checkpointer,
+    check_counts,
+    exit_on_error,
+    fit,
     init_distributed,
     read_checkpoint,
     save_json,
     warmup_cosine,
 )
 from torch_lie.training.checkpoint import config_differences
-from torch_lie.transforms import Lift
-from torch_lie.transforms.random_rotation import RandomRotation
 from torch_lie.utils import check_device
 
-#: The paper's test MAE (Table 2), in the units of the targets.
-PAPER_MAE = {
-    'LieTr-T3+aug': {'alpha': 0.082, 'gap': 51, 'homo': 33, 'lumo': 27,
-                     'mu': 0.041, 'Cv': 0.035, 'G': 19, 'H': 17, 'r2': 0.448,
-                     'U': 16, 'U0': 17, 'zpve': 2.10},
-    'LieTr-SE3': {'alpha': 0.104, 'gap': 52, 'homo': 33, 'lumo': 29,
-                  'mu': 0.061, 'Cv': 0.041, 'G': 23, 'H': 27, 'r2': 2.29,
-                  'U': 26, 'U0': 26, 'zpve': 3.55},
-}
 MODEL = ('target', 'group', 'num_lift_samples', 'r', 'max_num_neighbors',
          'hidden', 'layers', 'heads', 'kernel_dim', 'pool', 'attention')
-RECIPE = MODEL + ('batch_size', 'lr', 'warmup', 'seed', 'split_sizes',
-                  'augment')
+RECIPE = MODEL + ('batch_size', 'lr', 'warmup', 'seed', 'split_sizes', 'augment')
 
 
-def make_config(args) -> dict:
-    r"""What defines the run, with the defaults that depend on the group."""
+def make_config(args) -> dict:  # the run, with the defaults that depend on the group
     group = group_resolver(args.group)
     config = {key: getattr(args, key) for key in RECIPE}
     config['target'] = qm9_target_info(args.target).name
@@ -149,20 +117,12 @@ def make_config(args) -> dict:
     return config
 
 
-def build_model(config: dict) -> LieTransformer:
-    lift = Lift(config['group'], config['num_lift_samples'], r=config['r'],
-                max_num_neighbors=config['max_num_neighbors'])
-    return LieTransformer(15, config['hidden'], 1, lift=lift,
-                          num_layers=config['layers'], heads=config['heads'],
-                          kernel_dim=config['kernel_dim'],
-                          attention=config['attention'], pool=config['pool'])
-
-
-def paper_row(config: dict):
-    group = group_resolver(config['group'])
-    if isinstance(group, T):
-        return 'LieTr-T3+aug'
-    return 'LieTr-SE3' if type(group).__name__ == 'SE3' else None
+def build_model(c: dict) -> torch.nn.Module:
+    return BUILDERS['lie_transformer'](
+        c['group'], c['num_lift_samples'], c['r'], c['max_num_neighbors'],
+        in_channels=15, hidden_channels=c['hidden'], out_channels=1,
+        num_layers=c['layers'], heads=c['heads'], kernel_dim=c['kernel_dim'],
+        attention=c['attention'], pool=c['pool'])
 
 
 @torch.no_grad()
@@ -192,24 +152,18 @@ def train(args, ctx) -> dict:
                       else args.lift_on_device)
     with ctx.main_process_first():  # PyG processes QM9 on first use
         dataset = QM9(args.root)
-    target, features = QM9Target(config['target']), QM9Features()
-    lift = [] if lift_on_device else [net.lift]
-    rotate = [RandomRotation()] if config['augment'] else []
-    splits = [dataset.index_select(i) for i in
-              qm9_split(len(dataset), args.seed, args.split_sizes)]
-    splits[0].transform = Compose([target, features] + rotate + lift)
-    splits[1].transform = splits[2].transform = Compose([target, features] +
-                                                        lift)
+    splits = qm9_paper_splits(dataset, info, args.seed, args.split_sizes,
+                              config['augment'],
+                              None if lift_on_device else net.lift)
     y = qm9_targets(splits[0], info)
-    mean, std = float(y.mean()), float(y.std()) if len(y) > 1 else 1.0
-    std = std or 1.0
+    mean, std = float(y.mean()), float(y.std()) if len(y) > 1 else 0.0
+    std = std or 1.0  # a constant target
     log(f"QM9 '{info.name}' ({info.unit}): "
         f"{' / '.join(str(len(s)) for s in splits)} train / val / test")
 
     # Global batch k is the k-th batch of every process.
     sampler = DistributedSampler(splits[0], world, ctx.rank, seed=args.seed)
-    kwargs = dict(batch_size=args.batch_size // world,
-                  num_workers=args.num_workers)
+    kwargs = dict(batch_size=args.batch_size // world, num_workers=args.num_workers)
     loader = DataLoader(splits[0], sampler=sampler, **kwargs)
     val, test = (DataLoader(s[ctx.rank::world], **kwargs) for s in splits[1:])
     params = sum(p.numel() for p in net.parameters())
@@ -218,104 +172,62 @@ def train(args, ctx) -> dict:
     torch.manual_seed(args.seed + ctx.rank)  # same weights, own draws
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     total = args.epochs * len(loader)
-    scheduler = warmup_cosine(optimizer, total,
-                              max(1, round(args.warmup * total)))
+    scheduler = warmup_cosine(optimizer, total, max(1, round(args.warmup * total)))
     ckpt = Checkpointer(args.out, config, resume=args.resume,
                         overwrite=args.overwrite, ctx=ctx)
-    state = ckpt.restore(net, optimizer, scheduler)
-    if state:
-        log(f"resumed from epoch {state['epoch']} of {ckpt.path}")
-        if ckpt.saved_world_size != world:
-            log(f'the checkpoint was written by {ckpt.saved_world_size} '
-                f'process(es), resuming with {world}: the random draws '
-                f'differ from those of an uninterrupted run')
-    history = state.get('history', [])
-    best = state.get('best', {'val_mae': math.inf, 'epoch': 0})
-    model = net
-    if ctx.is_distributed:  # broadcasts rank 0's weights
-        model = DistributedDataParallel(
-            net, device_ids=[ctx.device] if ctx.device.type == 'cuda' else
-            None)
-    for epoch in range(state.get('epoch', 0) + 1, args.epochs + 1):
-        model.train()
-        sampler.set_epoch(epoch - 1)
-        start, loss_sum, count = time.perf_counter(), 0.0, 0
-        for batch in tqdm(loader, desc=f'epoch {epoch}/{args.epochs}',
-                          leave=False, disable=args.no_progress or
-                          not ctx.is_main):
-            batch = batch.to(ctx.device)
-            target = (batch.y.view(-1) - mean) / std
-            loss = (model(batch).view(-1) - target).abs().mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += float(loss) * batch.num_graphs
-            count += batch.num_graphs
-        loss_sum, count = ctx.all_reduce_sum(loss_sum, count)
-        val_mae = evaluate(net, val, mean, std, ctx)
-        history.append({'epoch': epoch, 'train_loss': loss_sum / count,
-                        'val_mae': val_mae,
-                        'seconds': time.perf_counter() - start})
-        if val_mae < best['val_mae']:  # the same in every process
-            best = {'val_mae': val_mae, 'epoch': epoch}
-            ckpt.save_best(net, target_mean=mean, target_std=std)
-        ckpt.save(net, optimizer, scheduler, epoch=epoch, history=history,
-                  best=best)
-        log(f"epoch {epoch}: train L1 {loss_sum / count:.4f} (std. units), "
-            f"val MAE {val_mae:.4g} {info.unit}")
-    ctx.barrier()  # best.pt is written
-    ckpt.load_best(net)
-    row = paper_row(config)
-    metrics = {'config': config, 'parameters': params, 'history': history,
-               'best_epoch': best['epoch'], 'best_val_mae': best['val_mae'],
-               'test_mae': evaluate(net, test, mean, std, ctx),
-               'unit': info.unit, 'paper_row': row, 'world_size': world,
-               'paper_mae': PAPER_MAE[row][info.name] if row else None}
+    model = ctx.wrap(net)  # DistributedDataParallel in a torchrun launch
+
+    def step(batch):
+        batch = batch.to(ctx.device)
+        target = (batch.y.view(-1) - mean) / std
+        loss = (model(batch).view(-1) - target).abs().mean()
+        loss.backward()
+        return batch.num_graphs, {'loss': float(loss) * batch.num_graphs}
+
+    result = fit(net, loader, step, optimizer, scheduler, args.epochs, ckpt,
+                 evaluate=lambda: {'val_mae': evaluate(net, val, mean, std, ctx)},
+                 monitor='val_mae', best_extra=dict(target_mean=mean, target_std=std),
+                 progress=not args.no_progress, log=log)
+    paper = qm9_paper_mae(info, config['group'])
+    metrics = {'config': config, 'parameters': params, **result, 'unit': info.unit,
+               'test_mae': evaluate(net, test, mean, std, ctx), 'world_size': world,
+               'paper_row': paper and paper[0], 'paper_mae': paper and paper[1]}
     log(f"test MAE {info.name}: {metrics['test_mae']:.4g} {info.unit}" +
-        (f"; paper {row}: {metrics['paper_mae']:g} {info.unit}" if row
-         else ''))
+        (f'; paper {paper[0]}: {paper[1]:g} {info.unit}' if paper else ''))
     if ctx.is_main:
         save_json(metrics, f'{args.out}/metrics.json')
     return metrics
 
 
-def predict(args) -> list:
+@torch.no_grad()
+def predict(args) -> None:
     state = read_checkpoint(args.checkpoint, 'pass best.pt of a qm9.py run')
     if 'target_mean' not in state:
-        raise ValueError(f"'{args.checkpoint}' is not the best.pt of a "
-                         f"qm9.py run")
+        raise ValueError(f"'{args.checkpoint}' is not the best.pt of a qm9.py run")
     config = state['config']
-    requested = {k: getattr(args, k) for k in MODEL
-                 if getattr(args, k) is not None}
+    requested = {k: getattr(args, k) for k in MODEL if getattr(args, k) is not None}
     diff = config_differences({k: config[k] for k in requested}, requested)
     if diff:
         raise ValueError(f"'{args.checkpoint}' holds a model with {diff}")
     model = build_model(config)
     model.load_state_dict(state['model'])
     model.to(args.device).eval()
-    info, results = qm9_target_info(config['target']), []
+    info = qm9_target_info(config['target'])
     for path in args.files:
         atoms = read_molecule(path, index=args.index)
         try:
             data = atoms_to_data(atoms, features=qm9_features).to(args.device)
         except ValueError as error:
             raise ValueError(f"'{path}': {error}") from None
-        with torch.no_grad():  # averaged over random lifts
-            value = sum(float(model(data)) for _ in range(args.samples))
-        value = value / args.samples * state['target_std'] + \
-            state['target_mean']
+        value = sum(float(model(data)) for _ in range(args.samples))  # random lifts
+        value = value / args.samples * state['target_std'] + state['target_mean']
         print(f'{path}: {info.name} = {value:.6g} {info.unit} '
               f'({atoms.get_chemical_formula()})')
-        results.append({'file': str(path), 'target': info.name,
-                        'value': value, 'unit': info.unit})
-    return results
 
 
 def main(argv=None):
     parser, args = parse(sys.argv[1:] if argv is None else list(argv))
-    args.device = args.device or ('cuda' if torch.cuda.is_available() else
-                                  'cpu')
+    args.device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     try:
         check_device(args.device)
         if args.group is not None:
@@ -324,11 +236,8 @@ def main(argv=None):
             qm9_target_info(args.target)
     except ValueError as error:
         parser.error(str(error))
-    counts = ('samples', ) if parser is PREDICT else ('epochs', 'batch_size',
-                                                      'threads')
-    for name in counts:
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    check_counts(parser, args, ('samples', ) if parser is PREDICT else
+                 ('epochs', 'batch_size', 'threads'))
     if parser is PREDICT:
         return predict(args)
     torch.set_num_threads(args.threads)
@@ -337,7 +246,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as error:  # names the fix
-        sys.exit(f'error: {error}')
+    exit_on_error(main)

@@ -3,6 +3,7 @@ import torch
 from torch_lie.datasets.constellation import Constellation
 from torch_lie.visualization import (
     plot_constellations,
+    plot_predictions,
     plot_rollout_error,
     plot_trajectories,
 )
@@ -22,3 +23,12 @@ def test_plots_are_written(tmp_path):
                        dt=0.01, train_steps=4)
     for name in ('c.png', 't.png', 'e.png'):
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_plot_predictions(tmp_path):
+    true = torch.linspace(-1, 1, 20)
+    path = tmp_path / 'parity.png'
+    plot_predictions(str(path), {'a': (true + 0.1, true), 'b': (true, true)},
+                     'true value')
+    assert path.stat().st_size > 0
+    plot_predictions(str(path), {'only': (true, true)})  # a single panel

@@ -134,3 +134,25 @@ def plot_rollout_error(path: str, errors: Dict[str, Tensor], dt: float,
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_predictions(path: str, predictions: Dict[str, Sequence[Tensor]],
+                     label: str = 'true') -> None:
+    r"""Draws predicted against true values, one panel per model with its
+    mean absolute error: :obj:`predictions` maps a model's name to
+    :obj:`(pred, true)`, two tensors of the same shape; :obj:`label` names
+    the true values' axis."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(predictions), sharex=True, sharey=True,
+                             figsize=(4 * len(predictions), 4), squeeze=False)
+    for ax, (name, (pred, true)) in zip(axes[0], predictions.items()):
+        lo, hi = float(true.min()), float(true.max())
+        ax.plot([lo, hi], [lo, hi], color='gray', lw=1)
+        ax.scatter(true, pred, s=12)
+        mae = float((pred - true).abs().mean())
+        ax.set_title(f'{name} (MAE {mae:.3g})', fontsize=10)
+        ax.set_xlabel(label)
+    axes[0, 0].set_ylabel('predicted')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -18,6 +18,8 @@ from torch_lie.datasets.qm9 import (
     QM9Target,
     qm9_atomref,
     qm9_features,
+    qm9_paper_mae,
+    qm9_paper_splits,
     qm9_split,
     qm9_target_info,
     qm9_targets,
@@ -259,3 +261,26 @@ def test_pipeline_batches(qm9):
     assert batch.num_nodes == 2 * batch.pos.size(0)
     expected = qm9_targets(dataset, 'U0')[:5].float()
     assert torch.allclose(batch.y.view(-1), expected)
+
+
+def test_paper_splits(qm9):
+    dataset, _ = qm9
+    train, val, test = qm9_paper_splits(dataset, 'homo', seed=0,
+                                        sizes=(10, 3, 3), augment=True,
+                                        transform=Lift('T3'))
+    assert (len(train), len(val), len(test)) == (10, 3, 3)
+    index = qm9_split(len(dataset), 0, (10, 3, 3))
+    for split, idx in zip((train, val, test), index):
+        expected = qm9_targets(dataset[idx], 'homo').float()
+        got = torch.cat([split[i].y.view(-1) for i in range(len(split))])
+        assert torch.allclose(got, expected)
+        assert split[0].x.shape[1] == 15 and hasattr(split[0], 'g')
+    # Only the training molecules are rotated, anew at every access.
+    assert not torch.equal(train[0].pos, train[0].pos)
+    assert torch.equal(val[0].pos, val[0].pos)
+
+
+def test_paper_mae():
+    assert qm9_paper_mae('homo', 'SE3') == ('LieTr-SE3', 33)
+    assert qm9_paper_mae('u0', 'T3') == ('LieTr-T3+aug', 17)
+    assert qm9_paper_mae('alpha', 'SO3') is None

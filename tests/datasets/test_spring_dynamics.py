@@ -151,6 +151,43 @@ def test_rollout_of_true_dynamics_matches_targets(train10):
                                atol=1e-10)
 
 
+def test_energy_drift(train10):
+    drift = sd.spring_energy_drift(train10.trajectories, train10.sys_params)
+    assert drift.shape == (10, ) and drift.dtype == torch.float64
+    torch.testing.assert_close(drift, _end_drift(train10))
+    assert drift.max() < 1e-3  # RK4 with dt = 5 / 499
+    moved = train10.trajectories.clone()
+    moved[:, -1, 1] *= 2  # momenta doubled at the end: kinetic energy x4
+    assert (sd.spring_energy_drift(moved, train10.sys_params) > 0.1).all()
+    moved[3, 7, 0, 0, 0] = float('nan')
+    drift = sd.spring_energy_drift(moved, train10.sys_params)
+    assert drift[3].isinf() and drift.isfinite().sum() == 9
+
+
+def _end_drift(ds):
+    energy = spring_hamiltonian(ds.trajectories, ds.sys_params[:, None])
+    return ((energy[:, -1] - energy[:, 0]) / energy[:, 0]).abs()
+
+
+def test_paper_splits(tmp_path):
+    data = SpringDynamics.paper_splits(tmp_path, n_train=6, train_systems=8,
+                                       n_val=4, n_test=5, n_test_long=2,
+                                       log=False)
+    assert {k: (len(v), v.chunk_len + 1) for k, v in data.items()} == {
+        'train': (6, 5), 'val': (4, 5), 'test': (5, 5), 'test_long': (2, 100)}
+    assert data['test'].split == data['test_long'].split == 'test'
+    # Non-overlapping chunks of states, and the same systems in both tests.
+    assert data['train'].chunk_stride == 5
+    assert torch.equal(data['test_long'].sys_params, data['test'].sys_params[:2])
+    shared = SpringDynamics.paper_splits(tmp_path, n_train=6, train_systems=8,
+                                         n_val=10, n_test=5, log=False,
+                                         protocol='shared')
+    assert len(shared['val']) == 6  # min(n_val, n_train)
+    assert shared['train'].chunk_len == 5 and shared['test_long'].chunk_len == 100
+    with pytest.raises(ValueError, match="'protocol' must be one of"):
+        SpringDynamics.paper_splits(tmp_path, 6, protocol='mine')
+
+
 # Reproducibility and caching ###############################################
 
 

@@ -8,6 +8,7 @@ from torch_geometric.data import Batch, Data
 from torch_lie.datasets import spring_hamiltonian, spring_vector_field
 from torch_lie.groups import SE2, T, Trivial
 from torch_lie.nn.models import (
+    Dynamics,
     HamiltonianDynamics,
     LiePotential,
     MLPDynamics,
@@ -243,6 +244,43 @@ def test_a_rollout_that_blows_up_turns_non_finite():
     # A non-finite state passed directly is still refused.
     with pytest.raises(ValueError, match='NaN or infinite'):
         dynamics(traj[:, -1], sys_params)
+
+
+def test_rollout_errors_against_trajectories():
+    r""":meth:`Dynamics.rollout_errors`: squared errors per system and time
+    of a loader's batches (the true dynamics score zero), infinite once a
+    roll-out blew up."""
+    from torch_lie.datasets import spring_vector_field
+
+    class TrueSprings(Dynamics):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, z, sys_params):
+            return spring_vector_field(z, sys_params)
+
+    z0, sys_params = springs(batch=5)
+    ts = torch.linspace(0, 0.04, 5, dtype=torch.float64)
+    with torch.no_grad():
+        z = TrueSprings().rollout(z0, ts, sys_params)
+    batches = [(z0[:3], ts.expand(3, -1), sys_params[:3], z[:3]),
+               (z0[3:], ts.expand(2, -1), sys_params[3:], z[3:])]
+    errors, pred = TrueSprings().rollout_errors(batches)
+    assert errors.shape == (5, 5) and pred.shape == z.shape
+    assert errors.max() < 1e-28
+    wrong = [(a, t, s, b + 0.1) for a, t, s, b in batches]
+    errors, _ = TrueSprings().rollout_errors(wrong)
+    torch.testing.assert_close(errors, torch.full((5, 5), 0.01,
+                                                  dtype=torch.float64))
+    explosive = HamiltonianDynamics(SeparableHamiltonian(
+        _Explosive(small_potential()))).double()
+    long = torch.linspace(0, 5.0, 40, dtype=torch.float64)
+    errors, _ = explosive.rollout_errors(
+        [(z0[:2], long.expand(2, -1), sys_params[:2],
+          torch.zeros(2, 40, *z0.shape[1:], dtype=torch.float64))])
+    assert errors[:, 0].isfinite().all() and errors[:, -1].isinf().all()
+    assert not explosive.training  # evaluation mode
 
 
 def test_training_reduces_rollout_loss():

@@ -5,6 +5,7 @@ from torch_lie.groups import SE2, SE3, SO3, T
 from torch_lie.testing import (
     assert_equivariant,
     assert_invariant_in_distribution,
+    assert_lifted_invariant,
     equivariance_error,
 )
 
@@ -74,3 +75,31 @@ def test_in_distribution():
         assert_invariant_in_distribution(
             lambda p: p[:, 0] + 0.1 * torch.randn(1, generator=gen,
                                                   dtype=p.dtype), pos, SE3())
+
+
+def test_lifted_invariance_of_a_model_and_a_negative_control():
+    from torch_geometric.data import Data
+
+    from torch_lie.nn import LieTransformer
+    from torch_lie.transforms import Lift
+
+    torch.manual_seed(0)
+    data = Data(pos=torch.randn(7, 3, dtype=torch.float64),
+                x=torch.randn(7, 4, dtype=torch.float64))
+    model = LieTransformer(4, 8, 2, lift=Lift('SE3', num_samples=2),
+                           num_layers=1, heads=2, kernel_dim=4).double().eval()
+    with torch.no_grad():
+        errors = assert_lifted_invariant(model, data)
+    assert list(errors) == [torch.float64] and errors[torch.float64] < 1e-12
+
+    class Leaky(torch.nn.Module):  # sees the raw elements: not invariant
+        def __init__(self):
+            super().__init__()
+            self.lift = model.lift
+
+        def forward(self, lifted):
+            return model(lifted) + lifted.g.sum()
+
+    with pytest.raises(AssertionError, match='acting on elements'):
+        with torch.no_grad():
+            assert_lifted_invariant(Leaky(), data)

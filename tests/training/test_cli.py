@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from torch_lie.training import check_counts, load_runs
 
@@ -33,3 +34,10 @@ def test_load_runs_reads_metrics_and_names_missing_runs(tmp_path):
     assert load_runs([str(tmp_path / 'a')]) == {str(tmp_path / 'a'): {'x': 1}}
     with pytest.raises(FileNotFoundError, match="'.*b' has no metrics.json"):
         load_runs([str(tmp_path / 'b')])
+
+
+def test_a_plain_context_wraps_nothing():
+    from torch_lie.training import DistributedContext
+
+    module = torch.nn.Linear(2, 2)
+    assert DistributedContext().wrap(module) is module

@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from torch_lie.utils import check_choice, check_device, check_positive_int
+from torch_lie.utils import (
+    check_choice,
+    check_compiler,
+    check_device,
+    check_positive_int,
+)
 
 
 def test_check_positive_int():
@@ -25,3 +30,12 @@ def test_check_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='pytorch.org'):
             check_device('cuda')
+
+
+def test_check_compiler(tmp_path, monkeypatch):
+    monkeypatch.setenv('PATH', str(tmp_path))  # no compiler there
+    with pytest.raises(ValueError, match='needs a C.. compiler'):
+        check_compiler()
+    (tmp_path / 'g++').write_text('#!/bin/sh\n')
+    (tmp_path / 'g++').chmod(0o755)
+    check_compiler()

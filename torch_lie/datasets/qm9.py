@@ -32,17 +32,29 @@ rotational constants (GHz).
 """
 import copy
 import os
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
-from torch_geometric.transforms import BaseTransform
+from torch_geometric.transforms import BaseTransform, Compose
 
 __all__ = [
     'QM9_TARGETS',
     'QM9_SPLIT',
     'QM9_ELEMENTS',
+    'QM9_PAPER_MAE',
+    'qm9_paper_mae',
     'QM9TargetInfo',
     'qm9_target_info',
     'qm9_atomref',
@@ -51,6 +63,7 @@ __all__ = [
     'qm9_features',
     'QM9Features',
     'qm9_split',
+    'qm9_paper_splits',
     'write_qm9_raw',
 ]
 
@@ -101,6 +114,33 @@ QM9_SPLIT: Tuple[int, int, int] = (100_000, 17_748, 13_083)
 
 #: Atomic numbers of the elements of QM9 (H, C, N, O, F), in feature order.
 QM9_ELEMENTS: Tuple[int, ...] = (1, 6, 7, 8, 9)
+
+
+#: The paper's test MAE (Table 2) of its two LieTransformers, in the units of
+#: :data:`QM9_TARGETS`.
+QM9_PAPER_MAE: Dict[str, Dict[str, float]] = {
+    'LieTr-T3+aug': {'alpha': 0.082, 'gap': 51, 'homo': 33, 'lumo': 27,
+                     'mu': 0.041, 'Cv': 0.035, 'G': 19, 'H': 17, 'r2': 0.448,
+                     'U': 16, 'U0': 17, 'zpve': 2.10},
+    'LieTr-SE3': {'alpha': 0.104, 'gap': 52, 'homo': 33, 'lumo': 29,
+                  'mu': 0.061, 'Cv': 0.041, 'G': 23, 'H': 27, 'r2': 2.29,
+                  'U': 26, 'U0': 26, 'zpve': 3.55},
+}
+
+
+def qm9_paper_mae(target: Union[str, QM9TargetInfo],
+                  group: str) -> Optional[Tuple[str, float]]:
+    r"""The row of :data:`QM9_PAPER_MAE` for a LieTransformer of
+    :obj:`group` (:obj:`"T3"`, trained with rotations, or :obj:`"SE3"`) and
+    its MAE on :obj:`target`, or :obj:`None` for other groups."""
+    from torch_lie.groups import SE3, T, group_resolver
+
+    resolved = group_resolver(group)
+    row = ('LieTr-T3+aug' if isinstance(resolved, T) else
+           'LieTr-SE3' if type(resolved) is SE3 else None)
+    if row is None:
+        return None
+    return row, QM9_PAPER_MAE[row][qm9_target_info(target).name]
 
 
 def qm9_target_info(target: Union[str, QM9TargetInfo]) -> QM9TargetInfo:
@@ -288,6 +328,30 @@ def qm9_split(num_graphs: int, seed: int = 0,
     perm = torch.randperm(num_graphs, generator=generator)
     a, b = sizes[0], sizes[0] + sizes[1]
     return perm[:a], perm[a:b], perm[b:b + sizes[2]]
+
+
+def qm9_paper_splits(dataset, target: Union[str, QM9TargetInfo],
+                     seed: int = 0, sizes: Optional[Sequence[int]] = None,
+                     augment: bool = False,
+                     transform: Optional[Callable] = None) -> List[Any]:
+    r"""The train, validation and test subsets (:func:`qm9_split`) of
+    PyG's :class:`~torch_geometric.datasets.QM9` :obj:`dataset`, whose
+    molecules are read with one of the paper's targets
+    (:class:`QM9Target`) and its features (:class:`QM9Features`), then
+    rotated at random for training if :obj:`augment`
+    (:class:`~torch_lie.transforms.RandomRotation`), then passed to
+    :obj:`transform` (e.g. a model's :class:`~torch_lie.transforms.Lift`).
+    """
+    from torch_lie.transforms.random_rotation import RandomRotation
+
+    plain = [QM9Target(qm9_target_info(target).name), QM9Features()]
+    last = [] if transform is None else [transform]
+    splits = [dataset.index_select(index)
+              for index in qm9_split(len(dataset), seed, sizes)]
+    for split, extra in zip(splits, ([RandomRotation()] if augment else [],
+                                     [], [])):
+        split.transform = Compose(plain + extra + last)
+    return splits
 
 
 def write_qm9_raw(molecules: Sequence, targets: Tensor,

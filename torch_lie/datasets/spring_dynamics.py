@@ -31,6 +31,7 @@ __all__ = [
     'SpringSample',
     'spring_hamiltonian',
     'spring_vector_field',
+    'spring_energy_drift',
 ]
 
 # Systems generated (and seeded) together.  Part of the data's identity: the
@@ -92,6 +93,24 @@ def spring_hamiltonian(z: Tensor, sys_params: Tensor) -> Tensor:
     kk = k.unsqueeze(-1) * k.unsqueeze(-2)  # [..., N, N]
     potential = 0.5 * (kk * diff.pow(2).sum(-1)).sum((-2, -1))
     return kinetic + potential
+
+
+def spring_energy_drift(z: Tensor, sys_params: Tensor) -> Tensor:
+    r"""The relative drift :math:`|H(z_T) - H(z_0)| / H(z_0)` of the true
+    energy (:func:`spring_hamiltonian`, in float64) at the end of each
+    trajectory :obj:`z [B, T, 2, N, D]` with :obj:`sys_params [B, N, 2]`;
+    infinite for a trajectory that is not finite (e.g. a learned roll-out
+    that blew up).
+
+    :rtype: :class:`torch.Tensor` of shape :obj:`[B]`, float64
+    """
+    finite = z.flatten(1).isfinite().all(1)
+    drift = torch.full(finite.shape, math.inf, dtype=torch.float64,
+                       device=z.device)
+    energy = spring_hamiltonian(z[finite].double(),
+                                sys_params[finite].double()[:, None])
+    drift[finite] = ((energy[:, -1] - energy[:, 0]) / energy[:, 0]).abs()
+    return drift
 
 
 def _vector_field(z: Tensor, sys_params: Tensor) -> Tensor:
@@ -453,6 +472,41 @@ class SpringDynamics(Dataset):
             chunks,
         ], dim=-1).reshape(-1, 2)
         self._chunk_ts = self.ts[:chunk_len + 1]
+
+    @classmethod
+    def paper_splits(cls, root: str, n_train: int, train_systems: int = 3000,
+                     n_val: int = 2000, n_test: int = 2000,
+                     n_test_long: Optional[int] = None,
+                     chunks_per_system: int = 1, protocol: str = 'paper',
+                     **kwargs: Any) -> Dict[str, 'SpringDynamics']:
+        r"""The splits of the paper's protocol: :obj:`"train"`, one chunk
+        of 5 states of each of the first :obj:`n_train` systems
+        (:obj:`chunks_per_system` chunks); :obj:`"val"`, 5-state chunks of
+        :obj:`min(n_val, n_train)` systems; :obj:`"test"`, 5-state chunks of
+        :obj:`n_test` systems; :obj:`"test_long"`, 100-state chunks of the
+        first :obj:`n_test_long` (default: all) of them. Chunks do not
+        overlap and are drawn once, seeded. :obj:`protocol="shared"` cuts
+        chunks of 5 and 100 *steps* (6 and 101 states) instead, as this
+        library's first studies did. Other arguments (e.g. :obj:`seed`,
+        :obj:`dtype`) go to every split.
+        """
+        check_choice('protocol', protocol, ('paper', 'shared'))
+
+        def split(name: str, states: int, **more: Any) -> 'SpringDynamics':
+            chunks = (dict(chunk_len=states - 1, chunk_stride=states)
+                      if protocol == 'paper' else dict(chunk_len=states))
+            return cls(root, split=name, **chunks, **more, **kwargs)
+
+        return {
+            'train': split('train', 5, n_train=n_train,
+                           num_systems=train_systems,
+                           chunks_per_system=chunks_per_system),
+            'val': split('val', 5, num_systems=min(n_val, n_train),
+                         chunks_per_system=1),
+            'test': split('test', 5, num_systems=n_test, chunks_per_system=1),
+            'test_long': split('test', 100, chunks_per_system=1,
+                               num_systems=n_test_long or n_test),
+        }
 
     @property
     def num_systems(self) -> int:

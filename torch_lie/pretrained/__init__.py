@@ -41,8 +41,11 @@ def _springs(group: str, num_samples: int = 1, paper_layout: bool = False,
 
 
 def _lie_transformer(group: str, num_samples: int = 1,
+                     r: Optional[float] = None,
+                     max_num_neighbors: Optional[int] = None,
                      **kwargs: Any) -> LieTransformer:
-    return LieTransformer(lift=Lift(group, num_samples), **kwargs)
+    lift = Lift(group, num_samples, r=r, max_num_neighbors=max_num_neighbors)
+    return LieTransformer(lift=lift, **kwargs)
 
 
 #: How each kind of model is built from the keyword arguments in its file

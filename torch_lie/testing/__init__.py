@@ -3,6 +3,7 @@ from torch_lie.testing.equivariance import (
     TOLERANCES,
     assert_equivariant,
     assert_invariant_in_distribution,
+    assert_lifted_invariant,
     equivariance_error,
 )
 
@@ -10,5 +11,6 @@ __all__ = [
     'TOLERANCES',
     'assert_equivariant',
     'assert_invariant_in_distribution',
+    'assert_lifted_invariant',
     'equivariance_error',
 ]

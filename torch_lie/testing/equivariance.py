@@ -2,10 +2,12 @@ r"""Checks that functions of point clouds or lifted elements are invariant
 or equivariant, in the way of e3nn's :obj:`assert_equivariant`: the group
 action is computed in float64, the function runs in each dtype, and the
 error is compared with a tolerance per dtype."""
-from typing import Callable, Dict, Iterable, Optional
+import copy
+from typing import Any, Callable, Dict, Iterable, Optional
 
 import torch
 from torch import Tensor
+from torch_geometric.data import Data
 
 from torch_lie.groups import Group
 
@@ -133,3 +135,33 @@ def assert_invariant_in_distribution(
         raise AssertionError(f"Means differ by {worst:.1f} standard errors "
                              f"(> {z}) under {group}")
     return worst
+
+
+def assert_lifted_invariant(
+    model: torch.nn.Module,
+    data: Data,
+    dtypes: Iterable[torch.dtype] = (torch.float64, ),
+    **kwargs: Any,
+) -> Dict[torch.dtype, float]:
+    r"""Asserts that a model with a lift (e.g. a
+    :class:`~torch_lie.nn.LieTransformer`) is exactly invariant to moving
+    the lifted elements, and returns the error per dtype: :obj:`data` is
+    lifted once by :obj:`model.lift`, every element :math:`g` is
+    left-multiplied by random :math:`h` and the pair embeddings are
+    recomputed on the same edges. This is the invariance the model has by
+    construction, exact even where a random lift makes it invariant to
+    moving the points only in distribution (see
+    :func:`assert_invariant_in_distribution`). The model and :obj:`data`
+    must be in the dtypes checked (by default float64); other arguments go
+    to :func:`assert_equivariant`."""
+    group = model.lift.group
+    lifted = model.lift(data)
+
+    def from_elements(g: Tensor) -> Tensor:
+        moved = copy.copy(lifted)
+        moved.g = g
+        moved.edge_attr = group.edge_attr(g, lifted.edge_index, lifted.q)
+        return model(moved)
+
+    return assert_equivariant(from_elements, lifted.g, group, on='elements',
+                              dtypes=dtypes, **kwargs)

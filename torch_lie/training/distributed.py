@@ -4,8 +4,7 @@ r"""Small helpers for data-parallel training scripts launched by
 .. code-block:: python
 
     with init_distributed('cuda') as ctx:   # plain process: world size 1
-        model = DistributedDataParallel(net, device_ids=[ctx.device]) \
-            if ctx.is_distributed else net
+        model = ctx.wrap(net)                # DistributedDataParallel
         with ctx.main_process_first():       # e.g. processing a data set
             dataset = QM9(root)
         ...
@@ -48,6 +47,19 @@ class DistributedContext:
         r"""Whether this is rank 0, the process that writes logs and
         files."""
         return self.rank == 0
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        r""":obj:`module` in a
+        :class:`~torch.nn.parallel.DistributedDataParallel` (which
+        broadcasts rank 0's weights) in a distributed run, :obj:`module`
+        itself otherwise."""
+        if not self.is_distributed:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(
+            module,
+            device_ids=[self.device] if self.device.type == 'cuda' else None)
 
     def barrier(self) -> None:
         if self.is_distributed:

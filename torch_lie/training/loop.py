@@ -95,6 +95,11 @@ def fit(model: torch.nn.Module, loader: Iterable, step: Step,
     best = state.get('best', {'epoch': 0, monitor: math.inf})
     if state:
         log(f"resumed from epoch {state['epoch']} of {checkpointer.path}")
+        if checkpointer.saved_world_size != ctx.world_size:
+            log(f'the checkpoint was written by '
+                f'{checkpointer.saved_world_size} process(es), resuming with '
+                f'{ctx.world_size}: the random draws differ from those of an '
+                f'uninterrupted run')
     sampler = getattr(loader, 'sampler', None)
     for epoch in range(state.get('epoch', 0) + 1, epochs + 1):
         if hasattr(sampler, 'set_epoch'):

@@ -1,3 +1,4 @@
+import shutil
 from typing import Any, Iterable, Union
 
 import torch
@@ -37,3 +38,14 @@ def check_device(device: Union[str, torch.device]) -> torch.device:
                          f"the CPU, or install torch for your CUDA version "
                          f"(https://pytorch.org)")
     return device
+
+
+def check_compiler() -> None:
+    r"""Raises a :class:`ValueError` unless a C++ compiler (:obj:`c++`,
+    :obj:`g++` or :obj:`clang++`) is on the :obj:`PATH`:
+    :func:`torch.compile`'s Inductor backend needs one (and otherwise fails
+    only at the first call, with a raw :obj:`InvalidCxxCompiler`)."""
+    if not any(map(shutil.which, ('c++', 'g++', 'clang++'))):
+        raise ValueError('compiling needs a C++ compiler (c++, g++ or '
+                         'clang++) on the PATH: install one, or do not '
+                         'compile (e.g. no --compile)')

@@ -1,5 +1,5 @@
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -9,6 +9,7 @@ from torchdiffeq import odeint
 from torch_lie.nn.models.lie_transformer import LieTransformer, paper_config
 from torch_lie.transforms import Lift
 from torch_lie.transforms.lift import trusted_positions
+from torch_lie.utils import check_compiler
 
 
 def check_state(z: Tensor, sys_params: Tensor) -> None:
@@ -54,6 +55,26 @@ class Dynamics(Module):
                         method=method)
         return zs.transpose(0, 1)
 
+    @torch.no_grad()
+    def rollout_errors(self, loader: Iterable) -> Tuple[Tensor, Tensor]:
+        r"""Rolls out, in evaluation mode and uncompiled, from the initial
+        states of the batches :obj:`(z0, ts, sys_params, z)` of
+        :obj:`loader` (e.g. a :class:`~torch.utils.data.DataLoader` of
+        :class:`~torch_lie.datasets.SpringDynamics`), and returns on the CPU
+        the squared errors :obj:`[B, T]` against :obj:`z` (mean over the
+        coordinates; infinite from where a roll-out blew up) and the
+        predicted trajectories :obj:`[B, T, 2, N, d]`."""
+        self.eval()
+        device = next(self.parameters()).device
+        errors, preds = [], []
+        with self.eager():
+            for batch in loader:
+                z0, ts, sys_params, z = (t.to(device) for t in batch)
+                pred = self.rollout(z0, ts[0], sys_params)
+                errors.append((pred - z).pow(2).flatten(2).mean(2).cpu())
+                preds.append(pred.cpu())
+        return torch.cat(errors).nan_to_num(torch.inf), torch.cat(preds)
+
     @contextmanager
     def eager(self) -> Iterator['Dynamics']:
         r"""Runs the vector field uncompiled inside the block, e.g. for
@@ -84,10 +105,16 @@ class HamiltonianDynamics(Dynamics):
             which fuses the elementwise chains of the double backward: about
             1.7x faster training steps on CPU for the paper's spring model,
             after a compilation of a minute or two per input shape; see
-            :meth:`Dynamics.eager` for evaluation. (default: :obj:`False`)
+            :meth:`Dynamics.eager` for evaluation. Needs a C++ compiler.
+            (default: :obj:`False`)
+
+    Raises:
+        ValueError: If :obj:`compile` is set and no C++ compiler is found.
     """
     def __init__(self, hamiltonian: Module, compile: bool = False):
         super().__init__()
+        if compile:
+            check_compiler()
         self.hamiltonian = hamiltonian
         self.compile = compile
         self._compiled: Optional[Callable] = None
