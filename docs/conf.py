@@ -37,7 +37,7 @@ nitpick_ignore_regex = [
     ('py:class', r'(sequence|iterable|os\.PathLike)'),
     ('py:mod', r'random'),
     ('py:class', r'LieTransformer'),  # the return annotation of .paper
-    ('py:.*', r'(torch|torch_geometric|ase|typing|collections|builtins)'
+    ('py:.*', r'(torch|torch_geometric|ase|typing|collections|builtins|argparse)'
      r'(\..*)?'),
     ('py:.*', r'(Tensor|Data|Batch|Optional|Union|Callable|Any|Sequence|'
      r'Iterator|Mapping|Dict|List|Tuple|int|float|str|bool|dict|list|'

@@ -75,7 +75,7 @@ def fit(model: torch.nn.Module, loader: Iterable, step: Step,
         progress (bool, optional): Show a progress bar per epoch.
             (default: :obj:`True`)
         log (callable, optional): Receives a line per epoch.
-            (default: :func:`print`)
+            (default: :obj:`print`)
 
     Returns:
         :obj:`{'history', 'resumed_from_epoch', 'train_time_s'}` and, with
