@@ -63,8 +63,7 @@ if __name__ == '__main__':  # --help and usage errors before slow imports
 import torch
 from torch.utils.data import DataLoader
 
-from torch_lie.datasets import SpringDynamics
-from torch_lie.datasets.spring_dynamics import spring_energy_drift
+from torch_lie.datasets import SpringDynamics, spring_energy_drift
 from torch_lie.groups import group_resolver
 from torch_lie.nn.models import (
     HamiltonianDynamics,

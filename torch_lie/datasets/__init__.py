@@ -9,6 +9,7 @@ from torch_lie.datasets.constellation import (
 )
 from torch_lie.datasets.qm9 import (
     QM9_ELEMENTS,
+    QM9_PAPER_MAE,
     QM9_SPLIT,
     QM9_TARGETS,
     QM9Features,
@@ -16,6 +17,8 @@ from torch_lie.datasets.qm9 import (
     QM9TargetInfo,
     qm9_atomref,
     qm9_features,
+    qm9_paper_mae,
+    qm9_paper_splits,
     qm9_split,
     qm9_target_info,
     qm9_targets,
@@ -24,6 +27,7 @@ from torch_lie.datasets.qm9 import (
 from torch_lie.datasets.spring_dynamics import (
     SpringDynamics,
     SpringSample,
+    spring_energy_drift,
     spring_hamiltonian,
     spring_vector_field,
 )
@@ -37,9 +41,11 @@ __all__ = [
     'generate_constellations',
     'SpringDynamics',
     'SpringSample',
+    'spring_energy_drift',
     'spring_hamiltonian',
     'spring_vector_field',
     'QM9_ELEMENTS',
+    'QM9_PAPER_MAE',
     'QM9_SPLIT',
     'QM9_TARGETS',
     'QM9Features',
@@ -47,6 +53,8 @@ __all__ = [
     'QM9TargetInfo',
     'qm9_atomref',
     'qm9_features',
+    'qm9_paper_mae',
+    'qm9_paper_splits',
     'qm9_split',
     'qm9_target_info',
     'qm9_targets',
