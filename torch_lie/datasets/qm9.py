@@ -130,9 +130,10 @@ QM9_PAPER_MAE: Dict[str, Dict[str, float]] = {
 
 def qm9_paper_mae(target: Union[str, QM9TargetInfo],
                   group: str) -> Optional[Tuple[str, float]]:
-    r"""The row of :data:`~torch_lie.datasets.qm9.QM9_PAPER_MAE` for a LieTransformer of
-    :obj:`group` (:obj:`"T3"`, trained with rotations, or :obj:`"SE3"`) and
-    its MAE on :obj:`target`, or :obj:`None` for other groups."""
+    r"""The row of :data:`~torch_lie.datasets.qm9.QM9_PAPER_MAE` for a
+    LieTransformer of :obj:`group` (:obj:`"T3"`, trained with rotations, or
+    :obj:`"SE3"`) and its MAE on :obj:`target`, or :obj:`None` for other
+    groups."""
     from torch_lie.groups import SE3, T, group_resolver
 
     resolved = group_resolver(group)
