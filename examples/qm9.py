@@ -62,6 +62,7 @@ PREDICT.add_argument('--checkpoint', required=True, help='best.pt of a run')
 PREDICT.add_argument('files', nargs='+', help='molecules in any format ASE reads')
 PREDICT.add_argument('--index', type=int, default=-1, help='in multi-structure files')
 PREDICT.add_argument('--samples', type=int, default=1, help='random lifts to average')
+PREDICT.add_argument('--seed', type=int, default=0, help='of the random lifts')
 
 
 def parse(argv):
@@ -156,8 +157,7 @@ def train(args, ctx) -> dict:
                               config['augment'],
                               None if lift_on_device else net.lift)
     y = qm9_targets(splits[0], info)
-    mean, std = float(y.mean()), float(y.std()) if len(y) > 1 else 0.0
-    std = std or 1.0  # a constant target
+    mean, std = float(y.mean()), (float(y.std()) if len(y) > 1 else 0.0) or 1.0
     log(f"QM9 '{info.name}' ({info.unit}): "
         f"{' / '.join(str(len(s)) for s in splits)} train / val / test")
 
@@ -209,10 +209,10 @@ def predict(args) -> None:
     diff = config_differences({k: config[k] for k in requested}, requested)
     if diff:
         raise ValueError(f"'{args.checkpoint}' holds a model with {diff}")
-    model = build_model(config)
+    model = build_model(config).to(args.device).eval()
     model.load_state_dict(state['model'])
-    model.to(args.device).eval()
     info = qm9_target_info(config['target'])
+    torch.manual_seed(args.seed)
     for path in args.files:
         atoms = read_molecule(path, index=args.index)
         try:

@@ -62,6 +62,9 @@ def test_train_and_predict(run_example, root, tmp_path):
               for line in result.stdout.splitlines()]
     assert len(values) == 2 and all(math.isfinite(v) for v in values)
     assert 'ethanol.xyz: homo = ' in result.stdout
+    again = run_example('qm9', 'predict', '--checkpoint', best, str(xyz),
+                        str(pdb), '--samples', '2')
+    assert again.stdout == result.stdout  # seeded random lifts
 
     # Refused, naming why: another model, elements outside QM9, bad files,
     # and an existing run without --resume or --overwrite.
