@@ -29,7 +29,7 @@ def test_study_runs_seeds_reports_quartiles_and_reuses_its_runs(tmp_path):
     lie = json.loads((tmp_path / 'runs' / 'lie_n4_s1' / 'metrics.json')
                      .read_text())['args']
     assert (lie['paper_layout'], lie['attention'], lie['cosine_every'],
-            lie['protocol'], lie['seed']) == (True, 'norm_exp', 'epoch',
+            lie['protocol'], lie['seed']) == (True, 'dot_product', 'epoch',
                                               'paper', 1)
 
     table = (tmp_path / 'results' / 'dynamics_data_efficiency.md').read_text()
