@@ -140,7 +140,6 @@ def assert_invariant_in_distribution(
 def assert_lifted_invariant(
     model: torch.nn.Module,
     data: Data,
-    dtypes: Iterable[torch.dtype] = (torch.float64, ),
     **kwargs: Any,
 ) -> Dict[torch.dtype, float]:
     r"""Asserts that a model with a lift (e.g. a
@@ -151,17 +150,21 @@ def assert_lifted_invariant(
     recomputed on the same edges. This is the invariance the model has by
     construction, exact even where a random lift makes it invariant to
     moving the points only in distribution (see
-    :func:`assert_invariant_in_distribution`). The model and :obj:`data`
-    must be in the dtypes checked (by default float64); other arguments go
-    to :func:`assert_equivariant`."""
+    :func:`assert_invariant_in_distribution`). A copy of the model runs in
+    each dtype (:obj:`model` itself is not cast); other arguments go to
+    :func:`assert_equivariant`."""
     group = model.lift.group
     lifted = model.lift(data)
+    copies: Dict[torch.dtype, torch.nn.Module] = {}
 
     def from_elements(g: Tensor) -> Tensor:
+        if g.dtype not in copies:
+            copies[g.dtype] = copy.deepcopy(model).to(g.dtype)
         moved = copy.copy(lifted)
-        moved.g = g
-        moved.edge_attr = group.edge_attr(g, lifted.edge_index, lifted.q)
-        return model(moved)
+        moved.g, moved.x = g, lifted.x.to(g.dtype)
+        moved.edge_attr = group.edge_attr(g, lifted.edge_index,
+                                          lifted.q.to(g.dtype))
+        return copies[g.dtype](moved)
 
     return assert_equivariant(from_elements, lifted.g, group, on='elements',
-                              dtypes=dtypes, **kwargs)
+                              **kwargs)
