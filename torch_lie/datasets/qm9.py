@@ -49,6 +49,9 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform, Compose
 
+from torch_lie.groups import SE3, T, group_resolver
+from torch_lie.transforms.random_rotation import RandomRotation
+
 __all__ = [
     'QM9_TARGETS',
     'QM9_SPLIT',
@@ -134,8 +137,6 @@ def qm9_paper_mae(target: Union[str, QM9TargetInfo],
     LieTransformer of :obj:`group` (:obj:`"T3"`, trained with rotations, or
     :obj:`"SE3"`) and its MAE on :obj:`target`, or :obj:`None` for other
     groups."""
-    from torch_lie.groups import SE3, T, group_resolver
-
     resolved = group_resolver(group)
     row = ('LieTr-T3+aug' if isinstance(resolved, T) else
            'LieTr-SE3' if type(resolved) is SE3 else None)
@@ -343,8 +344,6 @@ def qm9_paper_splits(dataset, target: Union[str, QM9TargetInfo],
     (:class:`~torch_lie.transforms.RandomRotation`), then passed to
     :obj:`transform` (e.g. a model's :class:`~torch_lie.transforms.Lift`).
     """
-    from torch_lie.transforms.random_rotation import RandomRotation
-
     plain = [QM9Target(qm9_target_info(target).name), QM9Features()]
     last = [] if transform is None else [transform]
     splits = [dataset.index_select(index)
