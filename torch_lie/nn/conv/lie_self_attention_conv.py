@@ -1,14 +1,16 @@
 import math
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Parameter
+from torch_geometric import EdgeIndex
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import degree, softmax
 
+from torch_lie.nn.conv.lean_attention import LeanAttention
 from torch_lie.utils import check_choice, check_positive_int
 
 ATTENTIONS = ('softmax', 'dot_product', 'norm_exp')
@@ -128,6 +130,7 @@ class LieSelfAttentionConv(MessagePassing):
         self.content_dim = content_dim
         self.kernel_act_out = kernel_act_out
         self.kernel_init = kernel_init
+        self.lean = True
 
         qk_channels = out_channels if content_dim is None else heads * content_dim
         self.lin_query = Linear(in_channels, qk_channels, bias=bias)
@@ -235,9 +238,8 @@ class LieSelfAttentionConv(MessagePassing):
                 query = self.lin_query(x).view(-1, H, C)
                 key = self.lin_key(x).view(-1, H, C)
             value = self.lin_value(x).view(-1, H, C)
-            alpha = self.edge_updater(edge_index, query=query, key=key,
-                                      edge_attr=edge_attr)
-            out = self.propagate(edge_index, value=value, alpha=alpha)
+            out, alpha = self._sparse_attention(edge_index, query, key,
+                                                value, edge_attr)
             out = self.lin_out(out.view(-1, H * C))
 
         if return_attention_weights:
@@ -332,31 +334,76 @@ class LieSelfAttentionConv(MessagePassing):
             h = F.silu(h)
         return h.squeeze(-1)
 
+    def _sparse_attention(self, edge_index: Tensor, query: Tensor,
+                          key: Tensor, value: Tensor,
+                          edge_attr: Tensor) -> Tuple[Tensor, Tensor]:
+        # The lean kernel keeps only the weights per edge; PyG's
+        # message passing (which keeps every per-edge tensor for backward)
+        # runs where the lean one cannot: dropout, explanations, and
+        # compiled graphs, whose edge loops would be unrolled.
+        def plain(query: Tensor, key: Tensor, value: Tensor,
+                  edge_attr: Tensor) -> Tuple[Tensor, Tensor]:
+            alpha = self.edge_updater(edge_index, query=query, key=key,
+                                      edge_attr=edge_attr)
+            alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+            return self.propagate(edge_index, value=value, alpha=alpha), alpha
+
+        ptr = None
+        if isinstance(edge_index, EdgeIndex):
+            if edge_index.is_sorted_by_col:
+                (ptr, _), _ = edge_index.get_csc()
+            # A plain tensor: PyG's message passing is slower on EdgeIndex.
+            edge_index = edge_index.as_tensor()
+        if (not self.lean or (self.training and self.dropout > 0)
+                or self.explain or torch.compiler.is_compiling()):
+            return plain(query, key, value, edge_attr)
+        return LeanAttention.apply(self, plain, edge_index, ptr, query, key,
+                                   value, edge_attr,
+                                   *self._kernel_parameters())
+
+    def _kernel_parameters(self) -> List[Tensor]:
+        # The parameters of the per-edge logits (combine='embedding' uses
+        # its kernel_content per element, outside them).
+        params = [self.kernel_in.weight, self.kernel_in.bias,
+                  self.kernel_hidden, self.kernel_hidden_bias,
+                  self.kernel_out, self.kernel_out_bias]
+        if self.combine == 'mlp':
+            params.append(self.kernel_content)
+        return params
+
+    def _logits(self, query_i: Tensor, key_j: Tensor,
+                edge_attr: Tensor) -> Tensor:
+        # The unnormalised weights [E, H] of gathered queries and keys (or
+        # the per-element content terms of combine='embedding').
+        if self.combine == 'embedding':
+            hidden = (query_i + key_j).transpose(0, 1)
+            return self.location_kernel(edge_attr, hidden).t()
+        content = (query_i * key_j).sum(dim=-1) / math.sqrt(self.head_dim)
+        if self.combine == 'mlp':
+            return self.location_kernel(
+                edge_attr, self._scalar_content(content.t())).t()
+        location = self.location_kernel(edge_attr).t()
+        if self.combine == 'sum':
+            return content + location
+        return content * location
+
+    def _normalise(self, logits: Tensor, index: Tensor, ptr: Optional[Tensor],
+                   num_nodes: int) -> Tensor:
+        if self.attention == 'softmax':
+            return softmax(logits, index, ptr, num_nodes)
+        if self.attention == 'norm_exp':
+            logits = logits.exp()
+        if ptr is None:
+            deg = degree(index, num_nodes, dtype=logits.dtype)
+        else:
+            deg = ptr.diff().to(logits.dtype)
+        return logits / deg.clamp(min=1)[index].unsqueeze(-1)
+
     def edge_update(self, query_i: Tensor, key_j: Tensor, edge_attr: Tensor,
                     index: Tensor, ptr: Optional[Tensor],
                     dim_size: Optional[int]) -> Tensor:
-        if self.combine == 'embedding':  # query/key: the per-element terms
-            hidden = (query_i + key_j).transpose(0, 1)
-            alpha = self.location_kernel(edge_attr, hidden).t()
-        else:
-            content = ((query_i * key_j).sum(dim=-1) /
-                       math.sqrt(self.head_dim))
-            if self.combine == 'mlp':
-                alpha = self.location_kernel(
-                    edge_attr, self._scalar_content(content.t())).t()
-            elif self.combine == 'sum':
-                alpha = content + self.location_kernel(edge_attr).t()
-            else:
-                alpha = content * self.location_kernel(edge_attr).t()
-
-        if self.attention == 'softmax':
-            alpha = softmax(alpha, index, ptr, dim_size)
-        else:
-            if self.attention == 'norm_exp':
-                alpha = alpha.exp()
-            deg = degree(index, dim_size, dtype=alpha.dtype)
-            alpha = alpha / deg.clamp(min=1)[index].unsqueeze(-1)
-        return F.dropout(alpha, p=self.dropout, training=self.training)
+        return self._normalise(self._logits(query_i, key_j, edge_attr),
+                               index, ptr, dim_size)
 
     def message(self, value_j: Tensor, alpha: Tensor) -> Tensor:
         return value_j * alpha.unsqueeze(-1)

@@ -3,6 +3,7 @@ from typing import Callable, Optional, Tuple
 import torch
 from torch import Tensor
 from torch.nn import LayerNorm, SiLU
+from torch_geometric import EdgeIndex
 from torch_geometric.data import Data
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import scatter, to_dense_batch
@@ -329,8 +330,13 @@ class LieTransformer(torch.nn.Module):
         x = self.embedding(x)
         layout = self._dense_layout(data)
         if layout is None:
+            # The lift's edges are sorted by target: the layers take their
+            # segments (CSR) instead of scattering, without sorting again.
+            N = x.size(0)
+            edge_index = EdgeIndex(data.edge_index, sparse_size=(N, N),
+                                   sort_order='col')
             for block in self.blocks:
-                x = block(x, data.edge_index, data.edge_attr)
+                x = block(x, edge_index, data.edge_attr)
             batch = data.batch
             if batch is None:
                 batch = x.new_zeros(x.size(0), dtype=torch.long)
