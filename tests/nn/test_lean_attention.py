@@ -152,3 +152,17 @@ def test_no_grad_and_frozen_parameters():
     conv.lean = False
     expected, = torch.autograd.grad(conv(x, edge_index, edge_attr).sum(), x)
     torch.testing.assert_close(grad, expected, atol=1e-12, rtol=1e-10)
+
+
+def test_torch_func_transforms_run_the_message_passing():
+    r"""torch.func.grad (the Hamiltonian vector field's) differentiates the
+    layer through its message passing: the same gradient as autograd."""
+    conv = make_conv('softmax', 'sum')
+    x, edge_index, edge_attr = make_graph(sort=True)
+
+    def energy(edge_attr):
+        return conv(x, edge_index, edge_attr).pow(2).sum()
+
+    grad = torch.func.grad(energy)(edge_attr)
+    expected, = torch.autograd.grad(energy(edge_attr), edge_attr)
+    torch.testing.assert_close(grad, expected, atol=1e-12, rtol=1e-10)

@@ -339,8 +339,9 @@ class LieSelfAttentionConv(MessagePassing):
                           edge_attr: Tensor) -> Tuple[Tensor, Tensor]:
         # The lean kernel keeps only the weights per edge; PyG's
         # message passing (which keeps every per-edge tensor for backward)
-        # runs where the lean one cannot: dropout, explanations, and
-        # compiled graphs, whose edge loops would be unrolled.
+        # runs where the lean one cannot: dropout, explanations, compiled
+        # graphs (whose edge loops would be unrolled) and torch.func
+        # transforms (the Hamiltonian's gradient).
         def plain(query: Tensor, key: Tensor, value: Tensor,
                   edge_attr: Tensor) -> Tuple[Tensor, Tensor]:
             alpha = self.edge_updater(edge_index, query=query, key=key,
@@ -355,7 +356,8 @@ class LieSelfAttentionConv(MessagePassing):
             # A plain tensor: PyG's message passing is slower on EdgeIndex.
             edge_index = edge_index.as_tensor()
         if (not self.lean or (self.training and self.dropout > 0)
-                or self.explain or torch.compiler.is_compiling()):
+                or self.explain or torch.compiler.is_compiling()
+                or torch._C._are_functorch_transforms_active()):
             return plain(query, key, value, edge_attr)
         return LeanAttention.apply(self, plain, edge_index, ptr, query, key,
                                    value, edge_attr,
