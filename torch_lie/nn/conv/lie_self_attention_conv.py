@@ -52,6 +52,16 @@ class LieSelfAttentionConv(MessagePassing):
 
     Every input of the weights is invariant, so the layer is equivariant.
 
+    On an edge list the layer runs a lean kernel: edges in chunks, only the
+    normalised weights :obj:`[E, heads]` kept for backward (which recomputes
+    each chunk's logits), and a segment softmax over :obj:`ptr` when
+    :obj:`edge_index` is an :class:`~torch_geometric.EdgeIndex` sorted by
+    target (as :class:`~torch_lie.nn.LieTransformer` passes a lift's edges).
+    Dropout in training, explanations, :func:`torch.compile` and
+    :mod:`torch.func` transforms run PyG's message passing instead, as does
+    :obj:`conv.lean = False`; both compute the same values and derivatives
+    of every order.
+
     Args:
         in_channels (int): Size of each input sample.
         out_channels (int): Size of each output sample; divisible by
@@ -199,7 +209,8 @@ class LieSelfAttentionConv(MessagePassing):
 
         Args:
             x (torch.Tensor): Features of the lifted elements.
-            edge_index (torch.Tensor): Neighbourhoods, source to target.
+            edge_index (torch.Tensor or torch_geometric.EdgeIndex):
+                Neighbourhoods, source to target.
             edge_attr (torch.Tensor): Pair embeddings.
             return_attention_weights (bool, optional): If set to
                 :obj:`True`, also returns the edges and their normalised
