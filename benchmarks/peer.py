@@ -46,6 +46,7 @@ from torch_geometric.data import Batch, Data
 
 from benchmarks import common
 from torch_lie.nn import LieTransformer
+from torch_lie.nn.models.lie_transformer import DENSE_MAX_PAIRS
 from torch_lie.transforms import Lift
 
 try:
@@ -136,9 +137,10 @@ def steps(args: argparse.Namespace, device: torch.device
             'lifted_elements': int(lifted_mask.sum()),
             'padded_lifted_elements': lifted_mask.numel(),
             # The documented rule of kernel='auto' for complete graphs:
-            # dense where padding at most doubles the pairs.
+            # dense where padding at most doubles the pairs, up to 2^16.
             'auto_kernel': ('dense' if args.batch_size * lifted_mask.size(1)**2
-                            <= 2 * lifted_pairs else 'sparse')}
+                            <= min(2 * lifted_pairs, DENSE_MAX_PAIRS)
+                            else 'sparse')}
     return ({'peer': run_peer, 'sparse': ours_with('sparse'),
              'dense': ours_with('dense')}, params, data)
 

@@ -216,7 +216,8 @@ def test_dense_and_sparse_kernels_agree(attention, combine, pool, name, sizes):
 
 def test_auto_kernel_choice():
     r"""'auto' takes the dense kernel for complete graphs whose padding at
-    most doubles the pairs, the sparse one otherwise."""
+    most doubles the pairs and makes at most 2^16 of them, the sparse one
+    otherwise."""
     def layout(model, sizes):
         data = Batch.from_data_list([Data(pos=torch.randn(n, 3)) for n in sizes])
         return model._dense_layout(model.lift(data))
@@ -227,6 +228,10 @@ def test_auto_kernel_choice():
     B, M, counts = layout(model, [12, 10, 14])  # molecules: little padding
     assert (B, M) == (3, 14) and counts.tolist() == [12, 10, 14]
     assert layout(model, [30, 3, 5]) is None  # mostly padding: sparse
+    # More than 2^16 pairs: sparse, equal sizes or not.
+    assert layout(model, [128] * 4)[:2] == (4, 128)  # 65,536 pairs
+    assert layout(model, [129] * 4) is None
+    assert layout(model, [130, 129, 129, 129]) is None
     model.kernel = 'dense'
     assert layout(model, [30, 3, 5])[1] == 30
     model.kernel = 'sparse'

@@ -16,6 +16,12 @@ from torch_lie.utils import check_choice, check_positive_int
 
 POOLS = ('mean', 'sum', 'max')
 KERNELS = ('auto', 'sparse', 'dense')
+#: The most pairs 'auto' runs densely: below, the dense kernel's batched
+#: products beat the sparse kernel (QM9 batches of 6-22 thousand pairs,
+#: 1.07-1.25x); above, the sparse kernel's chunks stay in cache where the
+#: dense tensors do not (3 x 10^5 pairs: sparse 1.4-2.2x faster, half the
+#: memory; benchmarks/results/models.md).
+DENSE_MAX_PAIRS = 1 << 16
 
 
 class _Layers(torch.nn.Sequential):
@@ -227,8 +233,9 @@ class LieTransformer(torch.nn.Module):
             :class:`~torch_lie.nn.LieSelfAttentionConv`). (default:
             :obj:`"he"`)
         kernel (str, optional): :obj:`"auto"` (batched products for complete
-            graphs whose padding to the largest at most doubles the pairs,
-            e.g. molecules or particle systems; sparse edges otherwise),
+            graphs whose padding to the largest at most doubles the pairs
+            and makes at most :obj:`2^16` of them, e.g. small batches of
+            molecules or particle systems; sparse edges otherwise),
             :obj:`"sparse"` or :obj:`"dense"` (an error where the graphs are
             not complete), for tests and benchmarks. With graphs of
             different sizes, choosing reads their largest size (one host
@@ -385,12 +392,15 @@ class LieTransformer(torch.nn.Module):
         # The graphs are complete: sum(m_b^2) = E, and only equal sizes
         # give E * B = N^2 (Cauchy-Schwarz), without reading any value.
         if E * B == N * N:
-            return B, N // B, None
+            if self.kernel == 'dense' or E <= DENSE_MAX_PAIRS:
+                return B, N // B, None
+            return None
         counts = torch.bincount(data.batch, minlength=B)
         M = int(counts.max())
-        # Padding costs B M^2 pairs for E real ones; on this CPU a dense
-        # pair cost 0.35-0.46 of a sparse edge (one_api_vs_2030a18.md).
-        if self.kernel == 'dense' or B * M * M <= 2 * E:
+        # Padding costs B M^2 pairs for E real ones.
+        pairs = B * M * M
+        if self.kernel == 'dense' or (pairs <= 2 * E
+                                      and pairs <= DENSE_MAX_PAIRS):
             return B, M, counts
         return None
 
