@@ -23,12 +23,17 @@ variant and the parameter count.
 
     python -m benchmarks.springs_step [--quick] [--device cuda]
 """
+import time
+
 import torch
 
 from benchmarks import common
 from torch_lie.nn.models import HamiltonianDynamics, LiePotential, SeparableHamiltonian
 
 ORIGINAL = {'seconds': 2.69, 'peak_rss_gb': 3.6, 'parameters': 841_641}
+#: torch.mm's speed that day (DESIGN.md: 150-170 GFLOP/s on 2 threads): the
+#: lower end, so that the calibration never flatters torch_lie.
+ORIGINAL_MM_GFLOPS = 150.0
 #: Variant: (the model's kernel, compiled).
 VARIANTS = {'sparse': ('sparse', False), 'dense': ('dense', False),
             'dense+compile': ('dense', True)}
@@ -74,14 +79,14 @@ def report(result: dict, quick: bool) -> list:
         f'Matrix FLOPs per step: {result["step_gflop"]:.1f} GFLOP. Plain '
         f'`torch.mm` (1024^2) in the same run: {result["mm_gflops"]:.0f} '
         f'GFLOP/s.', '',
-        '| kernel | median s/step (min-max) | vs original 2.69 s | vs sparse '
-        '| GFLOP/s | fraction of mm | peak GB |',
-        '|---|---|---|---|---|---|---|',
+        '| kernel | median s/step (min-max) | first step s | vs original '
+        '2.69 s | vs sparse | GFLOP/s | fraction of mm | peak GB |',
+        '|---|---|---|---|---|---|---|---|',
     ]
     for variant, r in result['variants'].items():
         lines.append(
             f'| {variant} | {r["median_s"]:.2f} ({r["min_s"]:.2f}-'
-            f'{r["max_s"]:.2f}) | '
+            f'{r["max_s"]:.2f}) | {r["first_call_s"]:.1f} | '
             + ('n/a' if quick else f'{r["speedup_vs_original"]:.2f}x')
             + ' | '
             f'{r["speedup_vs_sparse"]:.2f}x | {r["achieved_gflops"]:.0f} | '
@@ -89,21 +94,24 @@ def report(result: dict, quick: bool) -> list:
     lines += ['', 'The original implementation (its published timing: 2.69 s, '
               '3.6 GB on this machine type) cannot run here (torch 1.6); its '
               'figure comes from an earlier measurement, not this run.', '',
-              'Targets: at least 1.5x faster than the original '
-              '(<= 1.79 s), with less memory; at least 60% of `torch.mm`\'s '
-              'GFLOP/s.']
+              'Targets (issue 12): at least 2x faster than the original, '
+              "calibrated by `torch.mm` (its speed that day: at least "
+              f"{ORIGINAL_MM_GFLOPS:.0f} GFLOP/s, DESIGN.md); at least 60% of "
+              "`torch.mm`'s GFLOP/s; the compiled first step within 60 s."]
     if not quick:
         name, r = min(result['variants'].items(),
                       key=lambda item: item[1]['median_s'])
+        calibrated = (r['speedup_vs_original'] * ORIGINAL_MM_GFLOPS
+                      / result['mm_gflops'])
+        compiled = result['variants']['dense+compile']['first_call_s']
         met = ['met' if ok else 'MISSED' for ok in (
-            r['speedup_vs_original'] >= 1.5,
-            r['peak_gb'] < ORIGINAL['peak_rss_gb'],
-            r['fraction_of_mm'] >= 0.6)]
-        lines += ['', f'Fastest variant `{name}`: '
-                  f'{r["speedup_vs_original"]:.2f}x the original '
-                  f'(**{met[0]}**), {r["peak_gb"]:.2f} GB against 3.6 GB '
-                  f'(**{met[1]}**), {r["fraction_of_mm"]:.0%} of `torch.mm` '
-                  f'(**{met[2]}**).']
+            calibrated >= 2, r['fraction_of_mm'] >= 0.6, compiled <= 60)]
+        lines += ['', f'- Fastest variant `{name}`: '
+                  f'{r["speedup_vs_original"]:.2f}x the original, '
+                  f'{calibrated:.2f}x calibrated by `torch.mm` '
+                  f'(**{met[0]}**), {r["peak_gb"]:.2f} GB against 3.6 GB.',
+                  f'- {r["fraction_of_mm"]:.0%} of `torch.mm` (**{met[1]}**).',
+                  f'- Compiled first step {compiled:.1f} s (**{met[2]}**).']
     return lines
 
 
@@ -119,8 +127,14 @@ def main(argv=None):
     for variant in VARIANTS:
         dynamics, steps[variant] = build(variant, args, device)
         params = sum(p.numel() for p in dynamics.parameters())
-    # The first (warm-up) call compiles the compiled variant.
-    times = common.interleaved(steps, args.repeats, device, warmup=2)
+    # The first call compiles the compiled variant: timed on its own.
+    first = {}
+    for variant, step in steps.items():
+        start = time.perf_counter()
+        step()
+        common.synchronize(device)
+        first[variant] = time.perf_counter() - start
+    times = common.interleaved(steps, args.repeats, device)
     mm = common.mm_gflops(device)
     flops = common.count_flops(steps['dense'])
 
@@ -136,6 +150,7 @@ def main(argv=None):
         med = times[variant]['median_s']
         result['variants'][variant] = {
             **times[variant],
+            'first_call_s': first[variant],
             'speedup_vs_original': (None if args.quick
                                     else ORIGINAL['seconds'] / med),
             'speedup_vs_sparse': times['sparse']['median_s'] / med,
