@@ -41,6 +41,8 @@ add('--batch-size', type=int, default=25, help='(the paper: 100)')
 add('--eval-batch-size', type=int, default=500)
 add('--lr', type=float, default=1e-3)
 add('--warmup', type=float, default=0.0, help='warm-up fraction of the steps')
+add('--augment', nargs='+', choices=('rotate', 'reverse'), default=[],
+    help='random rotations and reflections, time reversals of training chunks')
 add('--cosine-every', choices=('step', 'epoch'), default='step', help='paper: epoch')
 add('--seed', type=int, default=0)
 add('--data-seed', type=int, default=0)
@@ -63,7 +65,11 @@ if __name__ == '__main__':  # --help and usage errors before slow imports
 import torch
 from torch.utils.data import DataLoader
 
-from torch_lie.datasets import SpringDynamics, spring_energy_drift
+from torch_lie.datasets import (
+    SpringDynamics,
+    spring_energy_drift,
+    spring_symmetries,
+)
 from torch_lie.groups import group_resolver
 from torch_lie.nn.models import (
     HamiltonianDynamics,
@@ -89,7 +95,8 @@ from torch_lie.visualization import plot_rollout_error, plot_trajectories
 RECIPE = ('model', 'hidden', 'layers', 'protocol', 'n_train',
           'chunks_per_system', 'train_systems', 'n_val', 'batch_size', 'lr',
           'warmup', 'cosine_every', 'seed', 'data_seed', 'group',
-          'num_samples', 'heads', 'kernel_dim', 'attention', 'paper_layout')
+          'num_samples', 'heads', 'kernel_dim', 'attention', 'paper_layout',
+          'augment')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -152,6 +159,10 @@ def train(args, model, data) -> dict:
 
     def step(batch):
         z0, ts, sys_params, z = (t.to(args.device) for t in batch)
+        if args.augment:
+            z = spring_symmetries(z, 'rotate' in args.augment,
+                                  'reverse' in args.augment, generator=gen)
+            z0 = z[:, 0]
         loss = (model.rollout(z0, ts[0], sys_params) - z).pow(2).mean()
         loss.backward()
         return z0.size(0), {'mse': loss.item() * z0.size(0)}

@@ -82,6 +82,20 @@ def test_lie_model_in_the_paper_layout(run_example, data_root, tmp_path):
     assert saved['args']['paper_layout'] and saved['parameters'] > 0
 
 
+def test_augmented_training(run_example, data_root, tmp_path):
+    r"""--augment trains on rotated, reflected and reversed chunks: the
+    same seed then sees other training losses."""
+    losses = []
+    for augment in ([], ['--augment', 'rotate', 'reverse']):
+        out = tmp_path / ('augmented' if augment else 'plain')
+        run_example('spring_dynamics', *tiny(data_root, out, '--model', 'fc',
+                                             '--epochs', '1', *augment))
+        saved = metrics(out)
+        assert saved['args']['augment'] == augment[1:]
+        losses.append(saved['history'][0]['train_mse'])
+    assert losses[0] != losses[1]
+
+
 def test_shared_protocol(run_example, data_root, tmp_path):
     run_example('spring_dynamics', *tiny(data_root, tmp_path, '--model',
                                          'hfc', '--epochs', '1', '--protocol',

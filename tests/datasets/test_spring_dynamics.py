@@ -11,6 +11,7 @@ from torch_lie.datasets import (
     SpringDynamics,
     SpringSample,
     spring_hamiltonian,
+    spring_symmetries,
     spring_vector_field,
 )
 
@@ -474,3 +475,46 @@ def test_num_systems_per_split(tmp_path, monkeypatch):
              for split in SpringDynamics.splits}
     assert sizes == {'train': 4, 'val': 2, 'test': 3}
     assert make(tmp_path, n_train=3, num_systems=counts).num_systems == 3
+
+
+def test_spring_symmetries_give_trajectories_of_the_same_systems():
+    r"""Rotated, reflected and time-reversed chunks are, up to the
+    integrator's error, what RK4 integrates from their first state."""
+    gen = torch.Generator().manual_seed(0)
+    B, N = 64, 6
+    z0 = torch.randn(B, 2, N, 2, generator=gen, dtype=torch.float64) * 0.5
+    sys_params = torch.rand(B, N, 2, generator=gen, dtype=torch.float64) + 0.5
+    ts = torch.linspace(0, 4 * 5 / 499, 5, dtype=torch.float64)
+
+    def integrate(z0):
+        z = odeint(lambda t, z: spring_vector_field(z, sys_params), z0, ts,
+                   method='rk4')
+        return z.transpose(0, 1)  # [B, L, 2, N, D]
+
+    z = integrate(z0)
+    out = spring_symmetries(z, generator=torch.Generator().manual_seed(1))
+    # RK4 is not time-symmetric: reversed chunks differ by its error.
+    torch.testing.assert_close(integrate(out[:, 0]), out, atol=1e-7, rtol=0)
+    torch.testing.assert_close(spring_hamiltonian(out, sys_params[:, None]),
+                               spring_hamiltonian(z, sys_params[:, None]))
+    # Each kind of draw occurs: rotations with and without a reflection...
+    rotated = spring_symmetries(z, reverse=False,
+                                generator=torch.Generator().manual_seed(2))
+    maps = torch.linalg.lstsq(z[:, 0, 0], rotated[:, 0, 0]).solution
+    torch.testing.assert_close(maps.transpose(1, 2) @ maps,
+                               torch.eye(2, dtype=maps.dtype).expand(B, 2, 2))
+    det = torch.linalg.det(maps)
+    assert (det < 0).any() and (det > 0).any()
+    # ... and chunks kept or reversed with their momenta negated.
+    kept = spring_symmetries(z, rotate=False,
+                             generator=torch.Generator().manual_seed(3))
+    back = z.flip(1) * torch.tensor([1.0, -1.0]).view(2, 1, 1)
+    same = (kept == z).flatten(1).all(1)
+    assert same.any() and (~same).any()
+    assert torch.equal(kept[~same], back[~same])
+    # Negative control: rotating the positions alone is not a symmetry.
+    q_only = z.clone()
+    q_only[:, :, 0] = rotated[:, :, 0]
+    assert (integrate(q_only[:, 0]) - q_only).abs().max() > 1e-3
+    with pytest.raises(ValueError, match='trajectories'):
+        spring_symmetries(z[0])

@@ -29,6 +29,7 @@ from torch_lie.datasets.spring_dynamics import (
     SpringSample,
     spring_energy_drift,
     spring_hamiltonian,
+    spring_symmetries,
     spring_vector_field,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     'SpringSample',
     'spring_energy_drift',
     'spring_hamiltonian',
+    'spring_symmetries',
     'spring_vector_field',
     'QM9_ELEMENTS',
     'QM9_PAPER_MAE',

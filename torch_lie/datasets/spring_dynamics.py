@@ -32,6 +32,7 @@ __all__ = [
     'spring_hamiltonian',
     'spring_vector_field',
     'spring_energy_drift',
+    'spring_symmetries',
 ]
 
 # Systems generated (and seeded) together.  Part of the data's identity: the
@@ -154,6 +155,53 @@ def spring_vector_field(z: Tensor, sys_params: Tensor) -> Tensor:
     """
     _check_state(z, sys_params)
     return _vector_field(z, sys_params)
+
+
+def spring_symmetries(z: Tensor, rotate: bool = True, reverse: bool = True,
+                      generator: Optional[torch.Generator] = None) -> Tensor:
+    r"""Applies random exact symmetries of the spring dynamics to a batch of
+    trajectories :obj:`[B, L, 2, N, D]`: per trajectory, a uniformly random
+    rotation of :math:`\mathbf{q}` and :math:`\mathbf{p}` together, composed
+    with a reflection half the time (:obj:`rotate`, :math:`O(2)`, for
+    :obj:`D = 2`), and time reversal half the time (:obj:`reverse`: the
+    states in reverse order with :math:`\mathbf{p}` negated). The
+    Hamiltonian depends on distances and :math:`\|\mathbf{p}_i\|` only, so
+    the results are trajectories of the same systems (up to the
+    integrator's error, which time reversal does not undo exactly): data
+    augmentation for models without these symmetries built in, e.g. a
+    T(2)-equivariant one.
+
+    Args:
+        z (torch.Tensor): Trajectories :obj:`[B, L, 2, N, 2]` (e.g. the
+            :obj:`z` of a batch of :class:`SpringSample`; the new initial
+            states are :obj:`out[:, 0]`).
+        rotate (bool, optional): Apply random rotations and reflections.
+            (default: :obj:`True`)
+        reverse (bool, optional): Apply random time reversals.
+            (default: :obj:`True`)
+        generator (torch.Generator, optional): The random draws' generator.
+            (default: :obj:`None`)
+    """
+    if z.dim() != 5 or z.size(-3) != 2:
+        raise ValueError(f"'z' must be trajectories [B, L, 2, N, D] (got "
+                         f"{list(z.shape)})")
+    B = z.size(0)
+    if rotate:
+        if z.size(-1) != 2:
+            raise ValueError(f"Rotations need D = 2 (got D = {z.size(-1)})")
+        angle = 2 * math.pi * torch.rand(B, generator=generator,
+                                         dtype=z.dtype).to(z.device)
+        flip = torch.randint(2, (B,), generator=generator).to(z.device)
+        cos, sin = angle.cos(), angle.sin()
+        sign = 1 - 2 * flip.to(z.dtype)  # det = -1 for a reflection
+        rotation = torch.stack([torch.stack([cos, -sin * sign], -1),
+                                torch.stack([sin, cos * sign], -1)], -2)
+        z = z @ rotation.transpose(-1, -2)[:, None, None]
+    if reverse:
+        back = torch.rand(B, generator=generator).to(z.device) < 0.5
+        flipped = z.flip(1) * z.new_tensor([1.0, -1.0]).view(2, 1, 1)
+        z = torch.where(back.view(B, 1, 1, 1, 1), flipped, z)
+    return z
 
 
 class SpringSample(NamedTuple):
