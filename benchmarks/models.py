@@ -110,10 +110,6 @@ CONFIGS: Dict[str, Config] = {
         'constellation', 'SE2', 2, 512, 6, 8, 90,
         original={'seconds': 21.1, 'peak_gb': 10.5, 'parameters': 10.0e6}),
 }
-#: torch.mm's speed on this machine type when the original's figures were
-#: measured (DESIGN.md: 150-170 GFLOP/s on 2 threads): the lower end, so
-#: that the calibration never flatters torch_lie.
-ORIGINAL_MM_GFLOPS = 150.0
 
 
 def quick(cfg: Config) -> Config:
@@ -331,12 +327,13 @@ def targets(configs: Dict[str, dict]) -> List[str]:
         if e is None or 'original_over_ours' not in e:
             continue
         mm = configs[name]['mm_gflops']
-        calibrated = e['original_over_ours'] * ORIGINAL_MM_GFLOPS / mm
+        then = common.ORIGINAL_MM_GFLOPS
+        calibrated = e['original_over_ours'] * then / mm
         kernel = configs[name]['size']['auto_kernel']
         lines.append(f'- {name} ({kernel}): {e["original_over_ours"]:.2f}x '
                      f'faster than the original, {calibrated:.2f}x '
                      f'calibrated by `torch.mm` ({mm:.0f} GFLOP/s here, '
-                     f'{ORIGINAL_MM_GFLOPS:.0f} then) (target >= {speed:g}x):'
+                     f'{then:.0f} then) (target >= {speed:g}x):'
                      f' {verdict(calibrated >= speed)}')
         if memory is not None:
             ratio = e['original_over_ours_memory']

@@ -46,7 +46,6 @@ from torch_geometric.data import Batch, Data
 
 from benchmarks import common
 from torch_lie.nn import LieTransformer
-from torch_lie.nn.models.lie_transformer import DENSE_MAX_PAIRS
 from torch_lie.transforms import Lift
 
 try:
@@ -131,16 +130,13 @@ def steps(args: argparse.Namespace, device: torch.device
     params = {'peer': sum(p.numel() for p in peer.parameters()),
               'sparse': sum(p.numel() for p in ours.parameters())}
     params['dense'] = params['sparse']
-    lifted_pairs = int((lifted_mask.sum(1)**2).sum())
     data = {'molecules': names, 'atoms': mask.sum(1).tolist(),
             'padded_atoms': mask.size(1),
             'lifted_elements': int(lifted_mask.sum()),
             'padded_lifted_elements': lifted_mask.numel(),
-            # The documented rule of kernel='auto' for complete graphs:
-            # dense where padding at most doubles the pairs, up to 2^16.
-            'auto_kernel': ('dense' if args.batch_size * lifted_mask.size(1)**2
-                            <= min(2 * lifted_pairs, DENSE_MAX_PAIRS)
-                            else 'sparse')}
+            # The kernel kernel='auto' runs on these molecules.
+            'auto_kernel': ('sparse' if ours._dense_layout(ours.lift(batch))
+                            is None else 'dense')}
     return ({'peer': run_peer, 'sparse': ours_with('sparse'),
              'dense': ours_with('dense')}, params, data)
 

@@ -31,9 +31,6 @@ from benchmarks import common
 from torch_lie.nn.models import HamiltonianDynamics, LiePotential, SeparableHamiltonian
 
 ORIGINAL = {'seconds': 2.69, 'peak_rss_gb': 3.6, 'parameters': 841_641}
-#: torch.mm's speed that day (DESIGN.md: 150-170 GFLOP/s on 2 threads): the
-#: lower end, so that the calibration never flatters torch_lie.
-ORIGINAL_MM_GFLOPS = 150.0
 #: Variant: (the model's kernel, compiled).
 VARIANTS = {'sparse': ('sparse', False), 'dense': ('dense', False),
             'dense+compile': ('dense', True)}
@@ -96,12 +93,12 @@ def report(result: dict, quick: bool) -> list:
               'figure comes from an earlier measurement, not this run.', '',
               'Targets (issue 12): at least 2x faster than the original, '
               "calibrated by `torch.mm` (its speed that day: at least "
-              f"{ORIGINAL_MM_GFLOPS:.0f} GFLOP/s, DESIGN.md); at least 60% of "
-              "`torch.mm`'s GFLOP/s; the compiled first step within 60 s."]
+              f"{common.ORIGINAL_MM_GFLOPS:.0f} GFLOP/s, DESIGN.md); at least "
+              "60% of `torch.mm`'s GFLOP/s; the compiled first step within 60 s."]
     if not quick:
         name, r = min(result['variants'].items(),
                       key=lambda item: item[1]['median_s'])
-        calibrated = (r['speedup_vs_original'] * ORIGINAL_MM_GFLOPS
+        calibrated = (r['speedup_vs_original'] * common.ORIGINAL_MM_GFLOPS
                       / result['mm_gflops'])
         compiled = result['variants']['dense+compile']['first_call_s']
         met = ['met' if ok else 'MISSED' for ok in (

@@ -22,6 +22,14 @@ def _segment_sum(src: Tensor, index: Tensor, ptr: Optional[Tensor],
     return segment(src, ptr, reduce='sum')
 
 
+def in_degree(index: Tensor, ptr: Optional[Tensor], num_nodes: int,
+              dtype: torch.dtype) -> Tensor:
+    # Edges per target node, from ptr when the edges are sorted.
+    if ptr is None:
+        return degree(index, num_nodes, dtype=dtype)
+    return ptr.diff().to(dtype)
+
+
 class LeanAttention(torch.autograd.Function):
     r"""The edge part of :class:`~torch_lie.nn.LieSelfAttentionConv`
     (logits, normalisation, weighted sum of the values) in chunks of edges,
@@ -104,9 +112,9 @@ def _lean_backward(conv: torch.nn.Module, src: Tensor, dst: Tensor,
         torch.zeros_like(t) if need else None for t, need in zip(inputs, needs)]
 
     # The weighted sum: gradients of the weights and the values.
-    grad_weights = torch.zeros_like(alpha) if grad_alpha is None else grad_alpha
+    grad_weights = (torch.zeros_like(alpha) if grad_alpha is None
+                    else grad_alpha.clone())
     if grad_out is not None:
-        grad_weights = grad_weights.clone()
         for e in _chunks(num_edges):
             out_i = grad_out[dst[e]]
             grad_weights[e] += (out_i * value[src[e]]).sum(-1)
@@ -120,10 +128,7 @@ def _lean_backward(conv: torch.nn.Module, src: Tensor, dst: Tensor,
     elif conv.attention == 'norm_exp':  # alpha = exp(logits) / degree
         grad_logits = alpha * grad_weights
     else:  # alpha = logits / degree
-        if ptr is None:
-            deg = degree(dst, num_nodes, dtype=alpha.dtype)
-        else:
-            deg = ptr.diff().to(alpha.dtype)
+        deg = in_degree(dst, ptr, num_nodes, alpha.dtype)
         grad_logits = grad_weights / deg.clamp(min=1)[dst, None]
     del grad_weights
 

@@ -8,9 +8,9 @@ from torch.nn import Parameter
 from torch_geometric import EdgeIndex
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
-from torch_geometric.utils import degree, softmax
+from torch_geometric.utils import softmax
 
-from torch_lie.nn.conv.lean_attention import LeanAttention
+from torch_lie.nn.conv.lean_attention import LeanAttention, in_degree
 from torch_lie.utils import check_choice, check_positive_int
 
 ATTENTIONS = ('softmax', 'dot_product', 'norm_exp')
@@ -353,6 +353,13 @@ class LieSelfAttentionConv(MessagePassing):
         # runs where the lean one cannot: dropout, explanations, compiled
         # graphs (whose edge loops would be unrolled) and torch.func
         # transforms (the Hamiltonian's gradient).
+        ptr = None
+        if isinstance(edge_index, EdgeIndex):
+            if edge_index.is_sorted_by_col:
+                (ptr, _), _ = edge_index.get_csc()
+            # A plain tensor: PyG's message passing is slower on EdgeIndex.
+            edge_index = edge_index.as_tensor()
+
         def plain(query: Tensor, key: Tensor, value: Tensor,
                   edge_attr: Tensor) -> Tuple[Tensor, Tensor]:
             alpha = self.edge_updater(edge_index, query=query, key=key,
@@ -360,12 +367,6 @@ class LieSelfAttentionConv(MessagePassing):
             alpha = F.dropout(alpha, p=self.dropout, training=self.training)
             return self.propagate(edge_index, value=value, alpha=alpha), alpha
 
-        ptr = None
-        if isinstance(edge_index, EdgeIndex):
-            if edge_index.is_sorted_by_col:
-                (ptr, _), _ = edge_index.get_csc()
-            # A plain tensor: PyG's message passing is slower on EdgeIndex.
-            edge_index = edge_index.as_tensor()
         if (not self.lean or (self.training and self.dropout > 0)
                 or self.explain or torch.compiler.is_compiling()
                 or torch._C._are_functorch_transforms_active()):
@@ -406,10 +407,7 @@ class LieSelfAttentionConv(MessagePassing):
             return softmax(logits, index, ptr, num_nodes)
         if self.attention == 'norm_exp':
             logits = logits.exp()
-        if ptr is None:
-            deg = degree(index, num_nodes, dtype=logits.dtype)
-        else:
-            deg = ptr.diff().to(logits.dtype)
+        deg = in_degree(index, ptr, num_nodes, logits.dtype)
         return logits / deg.clamp(min=1)[index].unsqueeze(-1)
 
     def edge_update(self, query_i: Tensor, key_j: Tensor, edge_attr: Tensor,

@@ -18,9 +18,9 @@ POOLS = ('mean', 'sum', 'max')
 KERNELS = ('auto', 'sparse', 'dense')
 #: The most pairs 'auto' runs densely: below, the dense kernel's batched
 #: products beat the sparse kernel (QM9 batches of 6-22 thousand pairs,
-#: 1.07-1.25x); above, the sparse kernel's chunks stay in cache where the
-#: dense tensors do not (3 x 10^5 pairs: sparse 1.4-2.2x faster, half the
-#: memory; benchmarks/results/models.md).
+#: 1.07-1.23x); above, the sparse kernel's chunks stay in cache where the
+#: dense tensors do not (3 x 10^5 pairs: sparse 1.4-2.0x faster in 1.4-4.3x
+#: less memory; benchmarks/results/models.md).
 DENSE_MAX_PAIRS = 1 << 16
 
 
