@@ -85,6 +85,26 @@ def test_max_pairs_does_not_change_training(run_example, data_root,
     assert whole['test_loss'] == pytest.approx(chunked['test_loss'], rel=1e-5)
 
 
+def test_augment_moves_only_the_training_data(run_example, data_root,
+                                              tmp_path):
+    # The transformer sees raw positions: random rigid motions of the
+    # training constellations change its training, the test sets stay.
+    args = ('--model', 'transformer', '--features', 'ones', '--epochs', '1')
+    run_example('constellation', *tiny(data_root, tmp_path / 'plain', *args))
+    run_example('constellation', *tiny(data_root, tmp_path / 'aug', *args,
+                                       '--augment'))
+    plain, aug = metrics(tmp_path / 'plain'), metrics(tmp_path / 'aug')
+    assert aug['args']['augment'] and not plain['args']['augment']
+    assert aug['history'][0]['train_loss'] != pytest.approx(
+        plain['history'][0]['train_loss'], rel=1e-4)
+    table = tmp_path / 'summary.md'
+    run_example('constellation', '--summary', str(tmp_path / 'plain'),
+                str(tmp_path / 'aug'), '--markdown', str(table))
+    plain_row, aug_row = table.read_text().splitlines()[2:4]
+    assert 'as generated' in plain_row and '0.58 / 0.44' in plain_row
+    assert 'SE2-augmented' in aug_row and '0.58 / 0.44' not in aug_row
+
+
 @pytest.mark.parametrize('extra, match', [
     (('--features', 'ones'), 'the output cannot depend on the points'),
     (('--group', 'T3'), 'acts on R^3, but the points are in R^2'),
