@@ -192,6 +192,14 @@ def fmt_q(stat):
             if len(stat['values']) > 1 else fmt(stat['median']))
 
 
+def augmentation(rows) -> list:
+    # The runs' --augment, which the table's columns do not show.
+    kinds = {' '.join(r['args'].get('augment') or []) for r in rows} - {''}
+    return [f"Training chunks augmented by the systems' symmetries (`--augment "
+            f"{k}`, `torch_lie.datasets.spring_symmetries`)." for k in
+            sorted(kinds)] + [''] * bool(kinds)
+
+
 def write_results(rows, args, command):
     os.makedirs(args.results, exist_ok=True)
     compute = sum(r['train_time_s'] + r['eval_time_s'] for r in rows)
@@ -223,6 +231,7 @@ def write_results(rows, args, command):
         f'(the first {args.n_test_long} test systems). The paper columns are '
         'read from the pixels of the paper\'s Fig. 4 (green: LieTr-T2).',
         '',
+        *augmentation(rows),
         'A model trained on few systems can blow up on a test system it has '
         'not seen (non-finite states within 4 steps): that system\'s error '
         'is infinite and so is the mean. The column "without blown-up '
