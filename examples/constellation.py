@@ -204,6 +204,13 @@ def summary(dirs, markdown=None) -> str:
                             'epochs', 'median epoch', 'test', 'test T2',
                             'test SE2 (rotated)', 'drop under rotation',
                             'paper: test / rotated'], rows)
+    # Where rotation costs accuracy: the training's rotations (+-0.33 pi)
+    # cover every orientation of the polygons, of the L only a third.
+    shapes = list(CONSTELLATION_SHAPES)
+    table += '\n\nAccuracy per shape, test / rotated test:\n\n' + markdown_table(
+        ['run', *shapes], [[f'`{run}`', *('%.3f / %.3f' % (
+            m['test_accuracy_per_shape'][s], m['test_SE2_accuracy_per_shape'][s])
+            for s in shapes)] for run, m in load_runs(dirs).items()])
     print(table)
     if markdown:
         Path(markdown).write_text(table + '\n')

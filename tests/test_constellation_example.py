@@ -48,8 +48,11 @@ def test_train_evaluate_and_summarise(run_example, data_root, tmp_path,
     table = tmp_path / 'summary.md'
     run_example('constellation', '--summary', str(tmp_path), '--markdown',
                 str(table))
-    row = table.read_text().splitlines()[2]
-    assert f"{saved['test_SE2_accuracy']:.3f}" in row and paper in row
+    lines = table.read_text().splitlines()
+    assert f"{saved['test_SE2_accuracy']:.3f}" in lines[2] and paper in lines[2]
+    shapes = saved['test_accuracy_per_shape']
+    assert lines[-1].split(' | ')[-1] == '%.3f / %.3f |' % (
+        shapes['L'], saved['test_SE2_accuracy_per_shape']['L'])
 
 
 def test_resume_and_never_replace_a_run(run_example, data_root, tmp_path):
