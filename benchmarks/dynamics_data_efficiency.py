@@ -301,6 +301,8 @@ def plot(rows, path):
                     label=LABELS[model] + ', median and quartiles')
     ax.plot([], [], ' ', label='ours: test systems whose roll-outs blew up '
             'left out (see the table)')
+    for line in filter(None, augmentation(rows)):
+        ax.plot([], [], ' ', label='ours: ' + line.split(' (')[0].lower())
     ax.set_xscale('log')
     ax.set_yscale('log')
     ax.set_xlabel('training systems (n_train)')
