@@ -38,7 +38,8 @@ add('--n-test', type=int, default=2000)
 add('--n-test-long', type=int, help='systems of the long test (default: all)')
 add('--epochs', type=int, default=200)
 add('--batch-size', type=int, default=25, help='(the paper: 100)')
-add('--eval-batch-size', type=int, default=500)
+add('--eval-batch-size', type=int, help='systems per evaluation pass (default: '
+    '500 for one lifted element per particle, 500 / lift size^2 for more)')
 add('--lr', type=float, default=1e-3)
 add('--warmup', type=float, default=0.0, help='warm-up fraction of the steps')
 add('--augment', nargs='+', choices=('rotate', 'reverse'), default=[],
@@ -107,7 +108,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_counts(PARSER, args, ('num_samples', 'hidden', 'layers', 'heads',
                                 'kernel_dim', 'n_train', 'chunks_per_system',
                                 'train_systems', 'n_val', 'n_test', 'epochs',
-                                'batch_size', 'eval_batch_size', 'threads'))
+                                'batch_size', 'threads'))
     if not args.lr > 0 or not 0 <= args.warmup < 1:
         PARSER.error('--lr must be positive and --warmup in [0, 1)')
     if args.n_train > args.train_systems:
@@ -115,11 +116,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                      f'(--train-systems {args.train_systems})')
     try:
         check_device(args.device)
-        group_resolver(args.group, space_dim=2)  # acts on the plane
+        group = group_resolver(args.group, space_dim=2)  # acts on the plane
+        if args.eval_batch_size is None:  # bounds the lifted pairs per pass
+            lift = group.lift_size(args.num_samples) if args.model == 'lie' else 1
+            args.eval_batch_size = max(1, 500 // lift**2)
         if args.compile:
             check_compiler()
     except ValueError as error:
         PARSER.error(str(error))
+    check_counts(PARSER, args, ('eval_batch_size', ))
     if args.save_pretrained and (args.model != 'lie' or args.pretrained):
         PARSER.error('--save-pretrained saves a LieTransformer trained here')
     if args.model == 'lie' and args.hidden % args.heads:

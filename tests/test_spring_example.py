@@ -161,3 +161,13 @@ def test_pretrained_model_is_evaluated_without_training(run_example, data_root,
     assert saved['pretrained'] == 'springs-t2'
     assert saved['test_mse_5'] < 1e-2  # a trained model, not a fresh one
     assert not (tmp_path / 'checkpoint.pt').exists()
+
+
+def test_evaluation_batches_shrink_with_the_lift(run_example, data_root,
+                                                 tmp_path):
+    # 4 lifted elements per particle: 16x the pairs of one, 1/16 the systems.
+    argv = tiny(data_root, tmp_path, '--group', 'SE2-C4', '--epochs', '1')
+    i = argv.index('--eval-batch-size')
+    del argv[i:i + 2]
+    run_example('spring_dynamics', *argv)
+    assert metrics(tmp_path)['args']['eval_batch_size'] == 500 // 4**2
