@@ -192,12 +192,10 @@ def fmt_q(stat):
             if len(stat['values']) > 1 else fmt(stat['median']))
 
 
-def augmentation(rows) -> list:
-    # The runs' --augment, which the table's columns do not show.
-    kinds = {' '.join(r['args'].get('augment') or []) for r in rows} - {''}
-    return [f"Training chunks augmented by the systems' symmetries (`--augment "
-            f"{k}`, `torch_lie.datasets.spring_symmetries`)." for k in
-            sorted(kinds)] + [''] * bool(kinds)
+def augmentations(rows) -> list:
+    # The runs' --augment values, which the table's columns do not show.
+    return sorted({' '.join(r['args'].get('augment') or []) for r in rows}
+                  - {''})
 
 
 def write_results(rows, args, command):
@@ -231,7 +229,9 @@ def write_results(rows, args, command):
         f'(the first {args.n_test_long} test systems). The paper columns are '
         'read from the pixels of the paper\'s Fig. 4 (green: LieTr-T2).',
         '',
-        *augmentation(rows),
+        *(f"Training chunks augmented by the systems' symmetries (`--augment "
+          f"{k}`, `torch_lie.datasets.spring_symmetries`).\n"
+          for k in augmentations(rows)),
         'A model trained on few systems can blow up on a test system it has '
         'not seen (non-finite states within 4 steps): that system\'s error '
         'is infinite and so is the mean. The column "without blown-up '
@@ -301,8 +301,8 @@ def plot(rows, path):
                     label=LABELS[model] + ', median and quartiles')
     ax.plot([], [], ' ', label='ours: test systems whose roll-outs blew up '
             'left out (see the table)')
-    for line in filter(None, augmentation(rows)):
-        ax.plot([], [], ' ', label='ours: ' + line.split(' (')[0].lower())
+    for kind in augmentations(rows):
+        ax.plot([], [], ' ', label=f'ours: trained with --augment {kind}')
     ax.set_xscale('log')
     ax.set_yscale('log')
     ax.set_xlabel('training systems (n_train)')

@@ -188,8 +188,8 @@ def train(args, model, data, lift_size: int) -> dict:
 
 
 def summary(dirs, markdown=None) -> str:
-    rows = []
-    for run, m in load_runs(dirs).items():
+    runs, rows = load_runs(dirs), []
+    for run, m in runs.items():
         augment = m['args'].get('augment', False)  # absent from older runs
         # The paper's numbers are for training on the data as generated.
         paper = None if augment else PAPER_ACCURACY.get(m['model'])
@@ -210,7 +210,7 @@ def summary(dirs, markdown=None) -> str:
     table += '\n\nAccuracy per shape, test / rotated test:\n\n' + markdown_table(
         ['run', *shapes], [[f'`{run}`', *('%.3f / %.3f' % (
             m['test_accuracy_per_shape'][s], m['test_SE2_accuracy_per_shape'][s])
-            for s in shapes)] for run, m in load_runs(dirs).items()])
+            for s in shapes)] for run, m in runs.items()])
     print(table)
     if markdown:
         Path(markdown).write_text(table + '\n')

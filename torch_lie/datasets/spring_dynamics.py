@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from torch_lie.groups.rotations import so2_matrix
 from torch_lie.utils import atomic_save, check_choice
 
 __all__ = [
@@ -192,10 +193,9 @@ def spring_symmetries(z: Tensor, rotate: bool = True, reverse: bool = True,
         angle = 2 * math.pi * torch.rand(B, generator=generator,
                                          dtype=z.dtype).to(z.device)
         flip = torch.randint(2, (B,), generator=generator).to(z.device)
-        cos, sin = angle.cos(), angle.sin()
         sign = 1 - 2 * flip.to(z.dtype)  # det = -1 for a reflection
-        rotation = torch.stack([torch.stack([cos, -sin * sign], -1),
-                                torch.stack([sin, cos * sign], -1)], -2)
+        columns = torch.stack([torch.ones_like(sign), sign], -1)
+        rotation = so2_matrix(angle) * columns[:, None]
         z = z @ rotation.transpose(-1, -2)[:, None, None]
     if reverse:
         back = torch.rand(B, generator=generator).to(z.device) < 0.5
