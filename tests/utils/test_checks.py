@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -5,15 +6,22 @@ from torch_lie.utils import (
     check_choice,
     check_compiler,
     check_device,
-    check_positive_int,
+    check_int,
 )
 
 
-def test_check_positive_int():
-    assert check_positive_int('n', 3) == 3
-    for bad in (0, -1, 2.0, 2.5, True, '2', None):
-        with pytest.raises(ValueError, match="'n' must be a positive integer"):
-            check_positive_int('n', bad)
+def test_check_int():
+    assert check_int('n', 3) == 3
+    assert check_int('n', np.int64(3)) == 3 and type(check_int('n', np.int64(3))) is int
+    assert check_int('seed', -5, None) == -5
+    assert check_int('k', 4, 1, 4) == 4
+    for bad in (2.0, 2.5, True, '2', None):
+        with pytest.raises(ValueError, match="'n' must be an int"):
+            check_int('n', bad)
+    for value, low, high, bound in ((0, 1, None, '>= 1'), (-1, 0, None, '>= 0'),
+                                    (5, 1, 4, r'in \[1, 4\]'), (5, None, 4, '<= 4')):
+        with pytest.raises(ValueError, match=f"'n' must be {bound} \\(got {value}\\)"):
+            check_int('n', value, low, high)
 
 
 def test_check_choice():

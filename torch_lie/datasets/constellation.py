@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
-from torch_lie.utils import atomic_save, check_choice
+from torch_lie.utils import atomic_save, check_choice, check_int
 
 __all__ = [
     'CONSTELLATION_SHAPES',
@@ -309,12 +309,8 @@ class Constellation(InMemoryDataset):
         check_choice('features', features, self.feature_types)
         if num_samples is None:
             num_samples = self.default_num_samples[split]
-        if (isinstance(num_samples, bool) or not isinstance(num_samples, int)
-                or num_samples < 1):
-            raise ValueError(f"'num_samples' must be a positive int (got "
-                             f"{num_samples!r})")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"'seed' must be an int (got {seed!r})")
+        num_samples = check_int('num_samples', num_samples)
+        seed = check_int('seed', seed, None)
         self.split = split
         self.variant = variant
         self.num_samples = num_samples

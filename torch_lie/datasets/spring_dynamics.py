@@ -17,7 +17,6 @@ import hashlib
 import math
 import os
 import shutil
-from numbers import Integral
 from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple, Union
 
 import torch
@@ -25,7 +24,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from torch_lie.groups.rotations import so2_matrix
-from torch_lie.utils import atomic_save, check_choice
+from torch_lie.utils import atomic_save, check_choice, check_int
 
 __all__ = [
     'SpringDynamics',
@@ -256,17 +255,6 @@ def _derived_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:8], 'little') & ((1 << 63) - 1)
 
 
-def _check_int(name: str, value: Any, low: int,
-               high: Optional[int] = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"'{name}' must be an int (got {value!r})")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f'>= {low}' if high is None else f'in [{low}, {high}]'
-        raise ValueError(f"'{name}' must be {bound} (got {value})")
-    return value
-
-
 def _check_finite(what: str, *tensors: Tensor):
     for tensor in tensors:
         if not bool(torch.isfinite(tensor).all()):
@@ -440,22 +428,22 @@ class SpringDynamics(Dataset):
             num = counts[split]
         else:
             num = num_systems
-        num = _check_int('num_systems', num, 1)
-        seed = _check_int('seed', seed, -(1 << 63))
-        num_particles = _check_int('num_particles', num_particles, 1)
-        substeps = _check_int('substeps', substeps, 1)
-        chunk_len = _check_int('chunk_len', chunk_len, 1,
+        num = check_int('num_systems', num, 1)
+        seed = check_int('seed', seed, -(1 << 63))
+        num_particles = check_int('num_particles', num_particles, 1)
+        substeps = check_int('substeps', substeps, 1)
+        chunk_len = check_int('chunk_len', chunk_len, 1,
                                self.num_steps - 1)
-        chunk_stride = _check_int('chunk_stride', chunk_stride or chunk_len, 1)
+        chunk_stride = check_int('chunk_stride', chunk_stride or chunk_len, 1)
         num_chunks = (self.num_steps - 1 - chunk_len) // chunk_stride + 1
         if chunks_per_system is not None:
-            chunks_per_system = _check_int('chunks_per_system',
+            chunks_per_system = check_int('chunks_per_system',
                                            chunks_per_system, 1, num_chunks)
         if n_train is not None:
             if split != 'train':
                 raise ValueError(f"'n_train' only applies to "
                                  f"split='train' (got split={split!r})")
-            n_train = _check_int('n_train', n_train, 1)
+            n_train = check_int('n_train', n_train, 1)
             if n_train > num:
                 raise ValueError(f"'n_train' ({n_train}) exceeds the size "
                                  f"of the training split ({num} systems)")

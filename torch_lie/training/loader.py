@@ -5,6 +5,8 @@ from torch import Tensor
 from torch_geometric.data import Batch, Dataset
 from torch_geometric.loader import DataLoader
 
+from torch_lie.utils import check_int
+
 
 class ChunkedLoader:
     r"""The batches of :obj:`batch_sampler` from :obj:`dataset`, each cut
@@ -35,12 +37,10 @@ class ChunkedLoader:
     """
     def __init__(self, dataset: Dataset, batch_sampler: Iterable[Sequence[int]],
                  cost: Tensor, budget: int):
-        if budget < 1:
-            raise ValueError(f"'budget' must be >= 1 (got {budget})")
         self.dataset = dataset
         self.batch_sampler = batch_sampler
         self.cost = torch.as_tensor(cost)
-        self.budget = budget
+        self.budget = check_int('budget', budget)
 
     def __len__(self) -> int:
         return len(self.batch_sampler)

@@ -5,6 +5,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
+from torch_lie.utils import check_int
+
 
 class BucketBatchSampler(Sampler[List[int]]):
     r"""Batches of indices of a data set whose items have :obj:`sizes`
@@ -30,14 +32,11 @@ class BucketBatchSampler(Sampler[List[int]]):
     def __init__(self, sizes: Tensor, batch_size: int, shuffle: bool = True,
                  bucket: bool = True, pool: int = 50,
                  generator: Optional[torch.Generator] = None):
-        if batch_size < 1 or pool < 1:
-            raise ValueError(f"'batch_size' and 'pool' must be >= 1 (got "
-                             f"{batch_size} and {pool})")
         self.sizes = torch.as_tensor(sizes)
-        self.batch_size = batch_size
+        self.batch_size = check_int('batch_size', batch_size)
         self.shuffle = shuffle
         self.bucket = bucket
-        self.pool = pool
+        self.pool = check_int('pool', pool)
         self.generator = generator
 
     def __len__(self) -> int:

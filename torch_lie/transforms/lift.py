@@ -8,7 +8,7 @@ from torch_geometric.transforms import BaseTransform
 
 from torch_lie.data import LiftedData
 from torch_lie.groups import Group, group_resolver
-from torch_lie.utils import check_positive_int, radius_graph
+from torch_lie.utils import check_int, radius_graph
 
 # Point-cloud attributes that a lift replaces or recomputes.
 _REPLACED = ('x', 'batch', 'ptr', 'num_nodes', 'edge_index', 'edge_attr',
@@ -75,7 +75,7 @@ class Lift(BaseTransform):
                  r: Optional[float] = None,
                  max_num_neighbors: Optional[int] = None):
         self.group = group_resolver(group)
-        check_positive_int('num_samples', num_samples)
+        check_int('num_samples', num_samples)
         self.group.lift_size(num_samples)  # deterministic lifts take 1
         if r is not None and not (r > 0 and r < float('inf')):
             raise ValueError(f"'r' must be a positive finite radius or None "

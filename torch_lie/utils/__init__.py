@@ -4,7 +4,7 @@ from torch_lie.utils.checks import (
     check_choice,
     check_compiler,
     check_device,
-    check_positive_int,
+    check_int,
 )
 from torch_lie.utils.radius import radius_graph
 
@@ -14,6 +14,6 @@ __all__ = [
     'check_choice',
     'check_compiler',
     'check_device',
-    'check_positive_int',
+    'check_int',
     'radius_graph',
 ]

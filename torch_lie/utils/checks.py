@@ -1,16 +1,24 @@
 import shutil
-from typing import Any, Iterable, Union
+from numbers import Integral
+from typing import Any, Iterable, Optional, Union
 
 import torch
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    r"""Returns :obj:`value` if it is a positive :obj:`int` (not a
-    :obj:`bool` or a float such as :obj:`2.0`), and raises a
+def check_int(name: str, value: Any, low: Optional[int] = 1,
+              high: Optional[int] = None) -> int:
+    r"""Returns :obj:`value` as an :obj:`int` if it is an integer (not a
+    :obj:`bool` or a float such as :obj:`2.0`) in :obj:`[low, high]`
+    (:obj:`None`: unbounded; by default: positive), and raises a
     :class:`ValueError` naming :obj:`name` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"'{name}' must be a positive integer "
-                         f"(got {value!r})")
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"'{name}' must be an int (got {value!r})")
+    value = int(value)
+    if ((low is not None and value < low)
+            or (high is not None and value > high)):
+        bound = (f'<= {high}' if low is None else f'>= {low}' if high is None
+                 else f'in [{low}, {high}]')
+        raise ValueError(f"'{name}' must be {bound} (got {value})")
     return value
 
 

@@ -11,7 +11,7 @@ from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import softmax
 
 from torch_lie.nn.conv.lean_attention import LeanAttention, in_degree
-from torch_lie.utils import check_choice, check_positive_int
+from torch_lie.utils import check_choice, check_int
 
 ATTENTIONS = ('softmax', 'dot_product', 'norm_exp')
 COMBINES = ('sum', 'mlp', 'multiply', 'embedding')
@@ -116,7 +116,7 @@ class LieSelfAttentionConv(MessagePassing):
                  **kwargs):
         kwargs.setdefault('aggr', 'add')
         super().__init__(node_dim=0, **kwargs)
-        check_positive_int('heads', heads)
+        check_int('heads', heads)
         if out_channels % heads != 0:
             raise ValueError(f"'out_channels' ({out_channels}) must be "
                              f"divisible by 'heads' ({heads})")
@@ -127,7 +127,7 @@ class LieSelfAttentionConv(MessagePassing):
             raise ValueError("'content_dim' goes with combine='embedding' "
                              "(and is needed there)")
         if content_dim is not None:
-            check_positive_int('content_dim', content_dim)
+            check_int('content_dim', content_dim)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.edge_dim = edge_dim

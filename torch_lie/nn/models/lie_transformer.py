@@ -12,7 +12,7 @@ from torch_lie.data import LiftedData
 from torch_lie.groups import Group
 from torch_lie.nn.conv import LieSelfAttentionConv
 from torch_lie.transforms import Lift
-from torch_lie.utils import check_choice, check_positive_int
+from torch_lie.utils import check_choice, check_int
 
 POOLS = ('mean', 'sum', 'max')
 KERNELS = ('auto', 'sparse', 'dense')
@@ -261,8 +261,8 @@ class LieTransformer(torch.nn.Module):
         check_choice('pool', pool, POOLS)
         check_choice('head', head, HEADS)
         check_choice('kernel', kernel, KERNELS)
-        check_positive_int('num_layers', num_layers)
-        check_positive_int('heads', heads)
+        check_int('num_layers', num_layers)
+        check_int('heads', heads)
         if hidden_channels % heads != 0:
             raise ValueError(f"'hidden_channels' ({hidden_channels}) must be "
                              f"divisible by 'heads' ({heads})")
