@@ -223,7 +223,8 @@ def write_results(rows, args, command):
         f'({lie}, width 160, 5 layers, 8 heads, kernel dim 16, '
         f'\'{args.attention}\' attention) and the FC / HFC baselines in the '
         'reference\'s forms, trained on the first `n_train` systems with one '
-        'chunk each, batch `min(100, n_train)`, Adam 1e-3, a cosine schedule '
+        'chunk each, with Adam (the batch and learning rate of each row; '
+        'the batch is at most n_train) and a cosine schedule '
         f'stepped per {args.cosine_every}. Then the MSE of 100-state '
         f'roll-outs and the relative drift of the true energy at their end '
         f'(the first {args.n_test_long} test systems). The paper columns are '
@@ -237,11 +238,12 @@ def write_results(rows, args, command):
         'is infinite and so is the mean. The column "without blown-up '
         'systems" leaves them out; "blown up" counts them per seed (of 2000).',
         '',
-        '| n_train | model | params | seeds | epochs (steps) | test MSE '
+        '| n_train | model | params | seeds | epochs (steps) | batch, lr | '
+        'test MSE '
         '5-state | paper LieTr-T2 | ratio to paper | without blown-up '
         'systems | blown up | test MSE 100-state | energy drift (100) | '
         'train time (all seeds) |',
-        '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ]
     green = PAPER['LieTr-T2 (paper, green)']
     for r in rows:
@@ -251,6 +253,7 @@ def write_results(rows, args, command):
         lines.append(
             f"| {n} | {r['label']} | {r['parameters']:,} | "
             f"{len(r['seeds'])} | {r['epochs']} ({r['steps']}) | "
+            f"{r['batch_size']}, {r['args']['lr']:g} | "
             f"{fmt_q(r['test_mse_5'])} | {fmt(green.get(n))} | {ratio} | "
             f"{fmt_q(r['test_mse_5_finite'])} | "
             f"{' / '.join(map(str, r['diverged_5']))} | "

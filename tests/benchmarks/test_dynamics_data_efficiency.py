@@ -34,7 +34,8 @@ def test_study_runs_seeds_reports_quartiles_and_reuses_its_runs(tmp_path):
 
     table = (tmp_path / 'results' / 'dynamics_data_efficiency.md').read_text()
     assert 'stepped per epoch' in table
-    assert '| 4 | LieTr-T2 (ours) |' in table
+    assert '| 4 | LieTr-T2 (ours) | ' in table
+    assert '| 1 (2) | 2, 0.001 |' in table  # the rows' batch and lr
     assert (tmp_path / 'results' / 'dynamics_data_efficiency.png').stat().st_size
     saved = json.loads(
         (tmp_path / 'results' / 'dynamics_data_efficiency.json').read_text())
