@@ -12,15 +12,18 @@ from torch_lie.utils import (
 
 def test_check_int():
     assert check_int('n', 3) == 3
-    assert check_int('n', np.int64(3)) == 3 and type(check_int('n', np.int64(3))) is int
+    assert type(check_int('n', np.int64(3))) is int  # numpy integers too
     assert check_int('seed', -5, None) == -5
     assert check_int('k', 4, 1, 4) == 4
     for bad in (2.0, 2.5, True, '2', None):
         with pytest.raises(ValueError, match="'n' must be an int"):
             check_int('n', bad)
-    for value, low, high, bound in ((0, 1, None, '>= 1'), (-1, 0, None, '>= 0'),
-                                    (5, 1, 4, r'in \[1, 4\]'), (5, None, 4, '<= 4')):
-        with pytest.raises(ValueError, match=f"'n' must be {bound} \\(got {value}\\)"):
+    for value, low, high, bound in ((0, 1, None, '>= 1'),
+                                    (-1, 0, None, '>= 0'),
+                                    (5, 1, 4, r'in \[1, 4\]'),
+                                    (5, None, 4, '<= 4')):
+        with pytest.raises(ValueError,
+                           match=f"'n' must be {bound} \\(got {value}\\)"):
             check_int('n', value, low, high)
 
 

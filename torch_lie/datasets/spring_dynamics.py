@@ -433,12 +433,12 @@ class SpringDynamics(Dataset):
         num_particles = check_int('num_particles', num_particles, 1)
         substeps = check_int('substeps', substeps, 1)
         chunk_len = check_int('chunk_len', chunk_len, 1,
-                               self.num_steps - 1)
+                              self.num_steps - 1)
         chunk_stride = check_int('chunk_stride', chunk_stride or chunk_len, 1)
         num_chunks = (self.num_steps - 1 - chunk_len) // chunk_stride + 1
         if chunks_per_system is not None:
             chunks_per_system = check_int('chunks_per_system',
-                                           chunks_per_system, 1, num_chunks)
+                                          chunks_per_system, 1, num_chunks)
         if n_train is not None:
             if split != 'train':
                 raise ValueError(f"'n_train' only applies to "
