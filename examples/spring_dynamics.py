@@ -38,8 +38,8 @@ add('--n-test', type=int, default=2000)
 add('--n-test-long', type=int, help='systems of the long test (default: all)')
 add('--epochs', type=int, default=200)
 add('--batch-size', type=int, default=25, help='(the paper: 100)')
-add('--eval-batch-size', type=int, help='systems per evaluation pass (default: '
-    '500 for one lifted element per particle, 500 / lift size^2 for more)')
+add('--max-pairs', type=int, default=1 << 14,
+    help='lifted pairs per evaluation pass')
 add('--lr', type=float, default=1e-3)
 add('--warmup', type=float, default=0.0, help='warm-up fraction of the steps')
 add('--augment', nargs='+', choices=('rotate', 'reverse'), default=[],
@@ -74,6 +74,7 @@ from torch_lie.datasets import (
 from torch_lie.groups import group_resolver
 from torch_lie.nn.models import (
     HamiltonianDynamics,
+    LieTransformer,
     MLPDynamics,
     MLPPotential,
     SeparableHamiltonian,
@@ -108,7 +109,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_counts(PARSER, args, ('num_samples', 'hidden', 'layers', 'heads',
                                 'kernel_dim', 'n_train', 'chunks_per_system',
                                 'train_systems', 'n_val', 'n_test', 'epochs',
-                                'batch_size', 'threads'))
+                                'batch_size', 'max_pairs', 'threads'))
     if not args.lr > 0 or not 0 <= args.warmup < 1:
         PARSER.error('--lr must be positive and --warmup in [0, 1)')
     if args.n_train > args.train_systems:
@@ -116,15 +117,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                      f'(--train-systems {args.train_systems})')
     try:
         check_device(args.device)
-        group = group_resolver(args.group, space_dim=2)  # acts on the plane
-        if args.eval_batch_size is None:  # bounds the lifted pairs per pass
-            lift = group.lift_size(args.num_samples) if args.model == 'lie' else 1
-            args.eval_batch_size = max(1, 500 // lift**2)
+        group_resolver(args.group, space_dim=2)  # acts on the plane
         if args.compile:
             check_compiler()
     except ValueError as error:
         PARSER.error(str(error))
-    check_counts(PARSER, args, ('eval_batch_size', ))
     if args.save_pretrained and (args.model != 'lie' or args.pretrained):
         PARSER.error('--save-pretrained saves a LieTransformer trained here')
     if args.model == 'lie' and args.hidden % args.heads:
@@ -151,11 +148,19 @@ def build_model(args) -> torch.nn.Module:
         MLPPotential(6, 2, 2, args.hidden, args.layers)), compile=args.compile)
 
 
+def eval_loader(dataset, model, args) -> DataLoader:
+    # Systems per pass: at most --max-pairs lifted pairs of full attention.
+    lift = next((m.lift.lift_size for m in model.modules()
+                 if isinstance(m, LieTransformer)), 1)
+    points = dataset.num_particles * lift
+    return DataLoader(dataset, max(1, args.max_pairs // points**2))
+
+
 def train(args, model, data) -> dict:
     gen = torch.Generator().manual_seed(args.seed)
     loader = DataLoader(data['train'], min(args.batch_size, len(data['train'])),
                         shuffle=True, generator=gen, drop_last=args.compile)
-    val = DataLoader(data['val'], batch_size=args.eval_batch_size)
+    val = eval_loader(data['val'], model, args)
     total = args.epochs * (len(loader) if args.cosine_every == 'step' else 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = warmup_cosine(optimizer, total, round(args.warmup * total))
@@ -221,9 +226,10 @@ def main(argv=None) -> dict:
 
     torch.manual_seed(args.seed)  # random lifts: a reproducible evaluation
     start = time.perf_counter()
-    short = model.rollout_errors(DataLoader(data['test'], args.eval_batch_size))[0]
+    test = eval_loader(data['test'], model, args)
+    short = model.rollout_errors(test)[0]
     long = data['test_long']
-    errors, pred = model.rollout_errors(DataLoader(long, args.eval_batch_size))
+    errors, pred = model.rollout_errors(eval_loader(long, model, args))
     true = torch.stack([long[i].z for i in range(len(long))])
     dt = float(long.ts[1] - long.ts[0])
     drift = [float(spring_energy_drift(z, long.sys_params).mean())
@@ -244,7 +250,8 @@ def main(argv=None) -> dict:
         'energy_drift_100': drift[0], 'true_energy_drift_100': drift[1],
         'rollout_mse_per_step': errors.mean(0).tolist(),
         'diverged_100': int((~errors[:, -1].isfinite()).sum()),
-        'eval_time_s': time.perf_counter() - start, 'threads': torch.get_num_threads(),
+        'eval_time_s': time.perf_counter() - start,
+        'eval_batch_size': test.batch_size, 'threads': torch.get_num_threads(),
         **result}
     save_json(metrics, f'{args.out}/metrics.json')
     if args.save_pretrained:

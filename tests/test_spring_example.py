@@ -15,7 +15,7 @@ def data_root(tmp_path_factory):
 def tiny(data_root, out, *extra):
     return [
         '--n-train', '8', '--train-systems', '8', '--n-val', '4',
-        '--n-test', '6', '--batch-size', '4', '--eval-batch-size', '6',
+        '--n-test', '6', '--batch-size', '4', '--max-pairs', '216',
         '--hidden', '8', '--layers', '1', '--heads', '2', '--kernel-dim',
         '4', '--threads', '1', '--root', data_root, '--out', str(out),
         '--no-progress', '--plot-systems', '2', *extra
@@ -80,6 +80,7 @@ def test_lie_model_in_the_paper_layout(run_example, data_root, tmp_path):
     saved = metrics(tmp_path)
     assert saved['model'] == 'LieTransformer-T2'
     assert saved['args']['paper_layout'] and saved['parameters'] > 0
+    assert saved['eval_batch_size'] == 216 // 6**2  # --max-pairs 216
 
 
 def test_augmented_training(run_example, data_root, tmp_path):
@@ -110,6 +111,7 @@ def test_shared_protocol(run_example, data_root, tmp_path):
     (('--group', 'T3'), 'acts on R^3, but the points are in R^2'),
     (('--hidden', '9'), 'divisible'),
     (('--epochs', '0'), '--epochs must be >= 1'),
+    (('--max-pairs', '0'), '--max-pairs must be >= 1'),
 ] + ([(('--device', 'cuda'), "Device 'cuda'")]
      if not torch.cuda.is_available() else []))
 def test_bad_arguments_are_usage_errors(run_example, data_root, tmp_path,
@@ -167,7 +169,7 @@ def test_evaluation_batches_shrink_with_the_lift(run_example, data_root,
                                                  tmp_path):
     # 4 lifted elements per particle: 16x the pairs of one, 1/16 the systems.
     argv = tiny(data_root, tmp_path, '--group', 'SE2-C4', '--epochs', '1')
-    i = argv.index('--eval-batch-size')
+    i = argv.index('--max-pairs')
     del argv[i:i + 2]
     run_example('spring_dynamics', *argv)
-    assert metrics(tmp_path)['args']['eval_batch_size'] == 500 // 4**2
+    assert metrics(tmp_path)['eval_batch_size'] == (1 << 14) // (6 * 4)**2

@@ -6,7 +6,7 @@ from benchmarks.dynamics_data_efficiency import augmentations, main
 
 TINY = ['--train-systems', '8', '--n-val', '2', '--n-test', '4',
         '--hidden', '8', '--layers', '1', '--heads', '2', '--kernel-dim',
-        '4', '--eval-batch-size', '4', '--threads', '1']
+        '4', '--max-pairs', '144', '--threads', '1']
 
 
 def test_study_runs_seeds_reports_quartiles_and_reuses_its_runs(tmp_path):
