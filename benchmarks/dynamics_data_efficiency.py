@@ -83,7 +83,7 @@ def run_args(model, n, seed, epochs, args):
 
 #: Arguments that do not change what a run learns.
 NOT_RECIPE = {'out', 'threads', 'no_progress', 'compile', 'root',
-              'n_test_long'}
+              'n_test_long', 'max_pairs'}
 
 
 def argument_differences(saved: dict, argv: list) -> list:
