@@ -11,6 +11,8 @@ by random rigid motions instead. Batches are processed in chunks of at most
 
     python examples/constellation.py --group T2 --out runs/constellation-t2
     python examples/constellation.py --group SE2-C4 --out runs/c4
+    python examples/constellation.py --paper-layout --hidden 512 --layers 6 \
+        --out runs/paper    # the paper's model
     python examples/constellation.py --model transformer --out runs/tf
     python examples/constellation.py --model transformer --augment --out runs/tf-aug
     python examples/constellation.py --summary runs/constellation-t2 runs/tf
@@ -28,6 +30,8 @@ add('--num-samples', type=int, default=1, help='lifted elements per point')
 add('--features', choices=('distances', 'ones'), default='distances')
 add('--augment', action='store_true',
     help='train on constellations moved by random rigid motions (SE2)')
+add('--paper-layout', action='store_true',
+    help="the original's layout (LieTransformer.paper('constellation'))")
 add('--hidden', type=int, default=128)
 add('--layers', type=int, default=4)
 add('--heads', type=int, default=8)
@@ -89,9 +93,9 @@ PAPER_ACCURACY = {'LieTransformer-T2': (0.75, 0.63),
                   'Transformer': (0.58, 0.44)}  # the paper's SetTransformer
 TESTS = {'test': None, 'test_T2': 'T2', 'test_SE2': 'SE2'}  # moved by T(2), SE(2)
 #: What a resumed run must share with the checkpoint.
-RECIPE = ('model', 'group', 'num_samples', 'features', 'augment', 'hidden',
-          'layers', 'heads', 'kernel_dim', 'attention', 'num_train', 'data_seed',
-          'batch_size', 'lr', 'seed', 'bucket')
+RECIPE = ('model', 'group', 'num_samples', 'features', 'augment', 'paper_layout',
+          'hidden', 'layers', 'heads', 'kernel_dim', 'attention', 'num_train',
+          'data_seed', 'batch_size', 'lr', 'seed', 'bucket')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -103,6 +107,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         PARSER.error('--lr must be positive and --hidden divisible by --heads')
     if args.save_pretrained and (args.model != 'lie' or args.pretrained):
         PARSER.error('--save-pretrained saves a LieTransformer trained here')
+    if args.paper_layout and (args.model != 'lie' or args.pretrained):
+        PARSER.error('--paper-layout builds a LieTransformer to train here')
     if args.model == 'lie' and not args.summary:
         try:  # unknown names, groups not acting on the plane
             group_resolver(args.group, space_dim=2).lift_size(args.num_samples)
@@ -120,7 +126,7 @@ def lie_kwargs(args, in_channels: int) -> dict:
     return dict(group=args.group, num_samples=args.num_samples, in_channels=in_channels,
                 hidden_channels=args.hidden, out_channels=SHAPES * COUNTS,
                 num_layers=args.layers, heads=args.heads, kernel_dim=args.kernel_dim,
-                attention=args.attention)
+                attention=args.attention, paper_layout=args.paper_layout)
 
 
 def build_model(args, in_channels: int) -> torch.nn.Module:

@@ -1,5 +1,6 @@
 import json
 import math
+import re
 
 import pytest
 
@@ -112,6 +113,7 @@ def test_augment_changes_the_training(run_example, data_root, tmp_path):
     (('--group', 'T3'), 'acts on R^3, but the points are in R^2'),
     (('--group', 'SE2-C4', '--num-samples', '2'), 'num_samples'),
     (('--epochs', '0'), '--epochs must be >= 1'),
+    (('--model', 'transformer', '--paper-layout'), '--paper-layout builds'),
 ])
 def test_bad_arguments_are_usage_errors(run_example, data_root, tmp_path,
                                         extra, match):
@@ -120,6 +122,27 @@ def test_bad_arguments_are_usage_errors(run_example, data_root, tmp_path,
     assert result.returncode == 2
     assert 'usage: constellation.py' in result.stderr
     assert match in result.stderr
+
+
+def test_paper_layout(run_example, data_root, tmp_path):
+    # The original's model at the tiny size: no final norm, a Swish-first
+    # head of two hidden layers (8 * 8 + 8 more weights than the default's).
+    result = run_example('constellation', *tiny(data_root, tmp_path,
+                                                '--epochs', '1'))
+    paper = run_example('constellation', *tiny(
+        data_root, tmp_path / 'paper', '--epochs', '1', '--paper-layout',
+        '--save-pretrained', str(tmp_path / 'paper.pt')))
+    counts = [int(re.search(r'([\d,]+) parameters', r.stdout)[1].replace(',', ''))
+              for r in (result, paper)]
+    assert counts[1] == counts[0] + 8 * 8 + 8 - 2 * 8
+    assert metrics(tmp_path / 'paper')['args']['paper_layout']
+    # Saved with its layout: loaded, it predicts as it did.
+    run_example('constellation', '--pretrained', str(tmp_path / 'paper.pt'),
+                '--num-train', '24', '--num-test', '10', '--plot', '2',
+                '--root', data_root, '--out', str(tmp_path / 'again'),
+                '--no-progress')
+    assert metrics(tmp_path / 'again')['test_accuracy'] == metrics(
+        tmp_path / 'paper')['test_accuracy']
 
 
 def test_resume_without_a_checkpoint(run_example, data_root, tmp_path):

@@ -43,8 +43,11 @@ def _springs(group: str, num_samples: int = 1, paper_layout: bool = False,
 def _lie_transformer(group: str, num_samples: int = 1,
                      r: Optional[float] = None,
                      max_num_neighbors: Optional[int] = None,
+                     paper_layout: bool = False,
                      **kwargs: Any) -> LieTransformer:
     lift = Lift(group, num_samples, r=r, max_num_neighbors=max_num_neighbors)
+    if paper_layout:  # the original's constellation model, resized by kwargs
+        return LieTransformer.paper('constellation', lift=lift, **kwargs)
     return LieTransformer(lift=lift, **kwargs)
 
 
