@@ -373,8 +373,10 @@ def main(argv=None):
         args.argv)
     path = os.path.join(args.results, f'{NAME}.json')
     if args.report_only and os.path.exists(path):
-        with open(path) as f:  # the command that ran the study
-            command = json.load(f)['command']
+        with open(path) as f:  # the command that ran the study, if one did
+            stored = json.load(f)['command']
+        if '--report-only' not in shlex.split(stored):
+            command = stored
     if not args.report_only:
         # Cheap runs first: the baselines, then the LieTransformer by n_train,
         # every seed of one n_train before the next.

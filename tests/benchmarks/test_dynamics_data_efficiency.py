@@ -62,6 +62,27 @@ def test_study_refuses_runs_of_another_recipe(tmp_path):
         main(['--batch-size', '4'] + argv)
 
 
+def test_report_only_keeps_only_a_command_that_trained(tmp_path):
+    argv = ['--n-train', '4', '--models', 'fc', '--batch-size', '2',
+            '--epochs', '1', '--seeds', '0', '--n-test-long', '2',
+            '--root', str(tmp_path / 'data'), '--runs', str(tmp_path / 'runs'),
+            '--results', str(tmp_path / 'results'), '--'] + TINY
+    saved = tmp_path / 'results' / 'dynamics_data_efficiency.json'
+
+    def command():
+        return json.loads(saved.read_text())['command']
+
+    main(argv)
+    ran = command()
+    main(['--report-only'] + argv)
+    assert command() == ran and '--report-only' not in ran
+    # A report made by --report-only alone is replaced by the next one.
+    saved.unlink()
+    main(['--report-only'] + argv)
+    main(['--report-only', '--lie-seeds', '4:1'] + argv)
+    assert '--report-only --lie-seeds 4:1' in command()
+
+
 def test_the_report_names_the_training_augmentation():
     rows = [{'args': {'augment': ['rotate', 'reverse']}}, {'args': {}},
             {'args': {'augment': []}}]
