@@ -12,7 +12,7 @@ by random rigid motions instead. Batches are processed in chunks of at most
     python examples/constellation.py --group T2 --out runs/constellation-t2
     python examples/constellation.py --group SE2-C4 --out runs/c4
     python examples/constellation.py --paper-layout --hidden 512 --layers 6 \
-        --out runs/paper    # the paper's model
+        --epochs 20 --lr 3e-4 --out runs/paper    # the paper's model
     python examples/constellation.py --model transformer --out runs/tf
     python examples/constellation.py --model transformer --augment --out runs/tf-aug
     python examples/constellation.py --summary runs/constellation-t2 runs/tf
