@@ -33,6 +33,12 @@ def metrics(out, long_states=100):
     assert len(saved['rollout_mse_per_step']) == long_states
     for name in ('trajectories.png', 'rollout_error.png', 'rollout_errors.pt'):
         assert (Path(out) / name).stat().st_size > 0
+    per_system = torch.load(Path(out) / 'short_errors.pt').mean(1).sort()[0]
+    assert math.isclose(per_system.mean(), saved['test_mse_5'], rel_tol=1e-6)
+    quantiles = saved['test_mse_5_quantiles']  # 'lower': a system's error
+    assert list(quantiles) == ['0.5', '0.9', '0.99', '1.0']
+    assert quantiles['0.5'] == per_system[(len(per_system) - 1) // 2]
+    assert quantiles['1.0'] == per_system[-1]
     return saved
 
 
