@@ -42,8 +42,11 @@ add('--max-pairs', type=int, default=1 << 14,
     help='lifted pairs per evaluation pass')
 add('--lr', type=float, default=1e-3)
 add('--warmup', type=float, default=0.0, help='warm-up fraction of the steps')
-add('--augment', nargs='+', choices=('rotate', 'reverse'), default=[],
-    help='random rotations and reflections, time reversals of training chunks')
+add('--augment', nargs='+', choices=('rotate', 'reverse', 'scale'), default=[],
+    help='random rotations and reflections, time reversals, scalings of '
+         'training chunks')
+add('--max-scale', type=float,
+    help='largest factor of --augment scale (default: 2)')
 add('--cosine-every', choices=('step', 'epoch'), default='step', help='paper: epoch')
 add('--seed', type=int, default=0)
 add('--data-seed', type=int, default=0)
@@ -98,7 +101,7 @@ RECIPE = ('model', 'hidden', 'layers', 'protocol', 'n_train',
           'chunks_per_system', 'train_systems', 'n_val', 'batch_size', 'lr',
           'warmup', 'cosine_every', 'seed', 'data_seed', 'group',
           'num_samples', 'heads', 'kernel_dim', 'attention', 'paper_layout',
-          'augment')
+          'augment', 'max_scale')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -110,6 +113,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 'kernel_dim', 'n_train', 'chunks_per_system',
                                 'train_systems', 'n_val', 'n_test', 'epochs',
                                 'batch_size', 'max_pairs', 'threads'))
+    if 'scale' in args.augment:
+        args.max_scale = args.max_scale or 2.0
+        if not args.max_scale >= 1:
+            PARSER.error('--max-scale must be at least 1')
+    elif args.max_scale is not None:
+        PARSER.error('--max-scale needs --augment scale')
     if not args.lr > 0 or not 0 <= args.warmup < 1:
         PARSER.error('--lr must be positive and --warmup in [0, 1)')
     if args.n_train > args.train_systems:
@@ -171,7 +180,8 @@ def train(args, model, data) -> dict:
         z0, ts, sys_params, z = (t.to(args.device) for t in batch)
         if args.augment:
             z = spring_symmetries(z, 'rotate' in args.augment,
-                                  'reverse' in args.augment, generator=gen)
+                                  'reverse' in args.augment,
+                                  args.max_scale or 1.0, generator=gen)
             z0 = z[:, 0]
         loss = (model.rollout(z0, ts[0], sys_params) - z).pow(2).mean()
         loss.backward()

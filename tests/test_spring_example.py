@@ -90,17 +90,24 @@ def test_lie_model_in_the_paper_layout(run_example, data_root, tmp_path):
 
 
 def test_augmented_training(run_example, data_root, tmp_path):
-    r"""--augment trains on rotated, reflected and reversed chunks: the
-    same seed then sees other training losses."""
+    r"""--augment trains on rotated, reflected, reversed and scaled chunks:
+    the same seed then sees other training losses."""
     losses = []
-    for augment in ([], ['--augment', 'rotate', 'reverse']):
-        out = tmp_path / ('augmented' if augment else 'plain')
+    for augment in ([], ['--augment', 'rotate', 'reverse'],
+                    ['--augment', 'rotate', 'reverse', 'scale']):
+        out = tmp_path / '_'.join(['plain', *augment[1:]])
         run_example('spring_dynamics', *tiny(data_root, out, '--model', 'fc',
                                              '--epochs', '1', *augment))
         saved = metrics(out)
         assert saved['args']['augment'] == augment[1:]
+        assert saved['args']['max_scale'] == (2.0 if 'scale' in augment
+                                              else None)
         losses.append(saved['history'][0]['train_mse'])
-    assert losses[0] != losses[1]
+    assert len(set(losses)) == 3
+    wrong = run_example('spring_dynamics', *tiny(
+        data_root, tmp_path / 'wrong', '--max-scale', '3'), check=False)
+    assert wrong.returncode == 2
+    assert '--max-scale needs --augment scale' in wrong.stderr
 
 
 def test_shared_protocol(run_example, data_root, tmp_path):

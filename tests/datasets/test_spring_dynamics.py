@@ -478,7 +478,7 @@ def test_num_systems_per_split(tmp_path, monkeypatch):
 
 
 def test_spring_symmetries_give_trajectories_of_the_same_systems():
-    r"""Rotated, reflected and time-reversed chunks are, up to the
+    r"""Rotated, reflected, time-reversed and scaled chunks are, up to the
     integrator's error, what RK4 integrates from their first state."""
     gen = torch.Generator().manual_seed(0)
     B, N = 64, 6
@@ -512,9 +512,21 @@ def test_spring_symmetries_give_trajectories_of_the_same_systems():
     same = (kept == z).flatten(1).all(1)
     assert same.any() and (~same).any()
     assert torch.equal(kept[~same], back[~same])
-    # Negative control: rotating the positions alone is not a symmetry.
-    q_only = z.clone()
-    q_only[:, :, 0] = rotated[:, :, 0]
-    assert (integrate(q_only[:, 0]) - q_only).abs().max() > 1e-3
+    # Scalings: the dynamics are linear, so exact up to rounding.
+    scaled = spring_symmetries(z, rotate=False, reverse=False, max_scale=3,
+                               generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(integrate(scaled[:, 0]), scaled, atol=1e-12,
+                               rtol=0)
+    factor = scaled[:, 0, 0, 0, 0] / z[:, 0, 0, 0, 0]
+    torch.testing.assert_close(scaled, z * factor.view(B, 1, 1, 1, 1))
+    assert 1 / 3 <= factor.min() < 0.6 and 1.7 < factor.max() <= 3
+    # Negative controls: rotating or scaling the positions alone is not a
+    # symmetry.
+    for out in (rotated, scaled):
+        q_only = z.clone()
+        q_only[:, :, 0] = out[:, :, 0]
+        assert (integrate(q_only[:, 0]) - q_only).abs().max() > 1e-3
     with pytest.raises(ValueError, match='trajectories'):
         spring_symmetries(z[0])
+    with pytest.raises(ValueError, match="'max_scale' must be at least 1"):
+        spring_symmetries(z, max_scale=0.5)

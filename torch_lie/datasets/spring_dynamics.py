@@ -158,18 +158,24 @@ def spring_vector_field(z: Tensor, sys_params: Tensor) -> Tensor:
 
 
 def spring_symmetries(z: Tensor, rotate: bool = True, reverse: bool = True,
+                      max_scale: float = 1.0,
                       generator: Optional[torch.Generator] = None) -> Tensor:
     r"""Applies random exact symmetries of the spring dynamics to a batch of
     trajectories :obj:`[B, L, 2, N, D]`: per trajectory, a uniformly random
     rotation of :math:`\mathbf{q}` and :math:`\mathbf{p}` together, composed
     with a reflection half the time (:obj:`rotate`, :math:`O(2)`, for
     :obj:`D = 2`), and time reversal half the time (:obj:`reverse`: the
-    states in reverse order with :math:`\mathbf{p}` negated). The
-    Hamiltonian depends on distances and :math:`\|\mathbf{p}_i\|` only, so
-    the results are trajectories of the same systems (up to the
-    integrator's error, which time reversal does not undo exactly): data
-    augmentation for models without these symmetries built in, e.g. a
-    T(2)-equivariant one.
+    states in reverse order with :math:`\mathbf{p}` negated), and, with
+    :obj:`max_scale > 1`, the states multiplied by a factor drawn
+    log-uniformly from :obj:`[1 / max_scale, max_scale]`. The Hamiltonian
+    depends on distances and :math:`\|\mathbf{p}_i\|` only, and is
+    quadratic (the dynamics, and RK4's steps, are linear), so the results
+    are trajectories of the same systems (up to the integrator's error,
+    which time reversal does not undo exactly): data augmentation for models
+    without these symmetries built in, e.g. a T(2)-equivariant one.
+    Scaling is a symmetry of harmonic springs only, not of central forces
+    in general: it shows the model configurations larger than the training
+    set's.
 
     Args:
         z (torch.Tensor): Trajectories :obj:`[B, L, 2, N, 2]` (e.g. the
@@ -179,12 +185,16 @@ def spring_symmetries(z: Tensor, rotate: bool = True, reverse: bool = True,
             (default: :obj:`True`)
         reverse (bool, optional): Apply random time reversals.
             (default: :obj:`True`)
+        max_scale (float, optional): The largest factor of the random
+            scalings (:obj:`1`: none). (default: :obj:`1.0`)
         generator (torch.Generator, optional): The random draws' generator.
             (default: :obj:`None`)
     """
     if z.dim() != 5 or z.size(-3) != 2:
         raise ValueError(f"'z' must be trajectories [B, L, 2, N, D] (got "
                          f"{list(z.shape)})")
+    if not max_scale >= 1:
+        raise ValueError(f"'max_scale' must be at least 1 (got {max_scale})")
     B = z.size(0)
     if rotate:
         if z.size(-1) != 2:
@@ -200,6 +210,10 @@ def spring_symmetries(z: Tensor, rotate: bool = True, reverse: bool = True,
         back = torch.rand(B, generator=generator).to(z.device) < 0.5
         flipped = z.flip(1) * z.new_tensor([1.0, -1.0]).view(2, 1, 1)
         z = torch.where(back.view(B, 1, 1, 1, 1), flipped, z)
+    if max_scale > 1:
+        log = math.log(max_scale) * (2 * torch.rand(B, generator=generator,
+                                                    dtype=z.dtype) - 1)
+        z = z * log.exp().to(z.device).view(B, 1, 1, 1, 1)
     return z
 
 
