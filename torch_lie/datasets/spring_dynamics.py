@@ -174,8 +174,8 @@ def spring_symmetries(z: Tensor, rotate: bool = True, reverse: bool = True,
     which time reversal does not undo exactly): data augmentation for models
     without these symmetries built in, e.g. a T(2)-equivariant one.
     Scaling is a symmetry of harmonic springs only, not of central forces
-    in general: it shows the model configurations larger than the training
-    set's.
+    in general: it shows the model configurations wider and narrower than
+    the training set's.
 
     Args:
         z (torch.Tensor): Trajectories :obj:`[B, L, 2, N, 2]` (e.g. the
