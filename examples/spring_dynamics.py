@@ -114,7 +114,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 'train_systems', 'n_val', 'n_test', 'epochs',
                                 'batch_size', 'max_pairs', 'threads'))
     if 'scale' in args.augment:
-        args.max_scale = args.max_scale or 2.0
+        if args.max_scale is None:
+            args.max_scale = 2.0
         if not args.max_scale >= 1:
             PARSER.error('--max-scale must be at least 1')
     elif args.max_scale is not None:

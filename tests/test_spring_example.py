@@ -104,10 +104,12 @@ def test_augmented_training(run_example, data_root, tmp_path):
                                               else None)
         losses.append(saved['history'][0]['train_mse'])
     assert len(set(losses)) == 3
-    wrong = run_example('spring_dynamics', *tiny(
-        data_root, tmp_path / 'wrong', '--max-scale', '3'), check=False)
-    assert wrong.returncode == 2
-    assert '--max-scale needs --augment scale' in wrong.stderr
+    for flags, message in ((['--max-scale', '3'], 'needs --augment scale'),
+                           (['--augment', 'scale', '--max-scale', '0'],
+                            'must be at least 1')):
+        wrong = run_example('spring_dynamics', *tiny(
+            data_root, tmp_path / 'wrong', *flags), check=False)
+        assert wrong.returncode == 2 and f'--max-scale {message}' in wrong.stderr
 
 
 def test_shared_protocol(run_example, data_root, tmp_path):

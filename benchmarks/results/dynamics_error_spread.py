@@ -13,6 +13,8 @@ particles in the test chunk's first state.
 import argparse
 import json
 import os
+import shlex
+import sys
 
 import matplotlib
 import matplotlib.ticker
@@ -36,6 +38,12 @@ def percentile(x: torch.Tensor, of: torch.Tensor) -> torch.Tensor:
     return (of.unsqueeze(0) < x.unsqueeze(1)).double().mean(1)
 
 
+def log_slope(x: torch.Tensor, y: torch.Tensor) -> float:
+    # The least-squares slope of log y on log x.
+    a = torch.stack([x.log(), torch.ones_like(x)], 1)
+    return torch.linalg.lstsq(a, y.log().unsqueeze(1)).solution[0, 0].item()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--root', required=True)
@@ -51,8 +59,9 @@ def main():
         if n_train not in splits:
             data = SpringDynamics.paper_splits(args.root, n_train, log=False,
                                                dtype=torch.float64)
-            splits[n_train] = (width(data['train']), width(data['test']))
-        train_width, test_width = splits[n_train]  # one test set for all
+            splits[n_train] = (width(data['train']), width(data['test']),
+                               width(data['val']))
+        train_width, test_width, _ = splits[n_train]  # one test set for all
         e = torch.load(os.path.join(run, 'short_errors.pt')).double().mean(1)
         errors[label] = e
         k = len(e) // 100
@@ -63,7 +72,8 @@ def main():
             f'{e[top].sum() / e.sum():.2f}', f'{e.max() / e.sum():.2f}',
             f'{e[e.argsort()[:-k]].mean():.2e}',
             f'{percentile(test_width[top], test_width).median():.3f}',
-            int((test_width[top] > train_width.quantile(0.99)).sum())
+            int((test_width[top] > train_width.quantile(0.99)).sum()),
+            f'{test_width[e.argmax()]:.2f}', f'{log_slope(test_width, e):.1f}'
         ])
     for row, label in zip(rows, runs):
         shared = [len(worst[label] & worst[other]) for other in runs
@@ -80,8 +90,9 @@ def main():
         '(the mean over 2000 systems), the median system, the share of the '
         'mean carried by the worst 1% of systems (20) and by the worst one, '
         'the mean without the worst 1%, where the worst 1% rank by width '
-        '(their median percentile among the test systems) and how many are '
-        "wider than 99% of the run's training systems. The runs' labels "
+        '(their median percentile among the test systems), how many are '
+        "wider than 99% of the run's training systems, the worst system's "
+        'width, and how fast the error grows with the width. The labels '
         "(n_train, recipe, seed) are explained in "
         '`benchmarks/dynamics_data_efficiency_notes.md`.', '',
         markdown_table(['run', 'n_train', 'test MSE', 'median system',
@@ -89,6 +100,8 @@ def main():
                         'mean without worst 1%',
                         'width percentile of worst 1%',
                         'worst 1% wider than train q99',
+                        'width of the worst system',
+                        'slope of log error on log width',
                         "worst 1% in another run's (median)"], rows), '',
         f'{len(common)} systems are in the worst 1% of at least half the '
         'runs (random draws would share 0.2 of 20 between two runs); their '
@@ -99,7 +112,11 @@ def main():
         f'{test_width.quantile(0.99):.2f}, max {test_width.max():.2f}; '
         'training (the first n_train systems): ' + '; '.join(
             f'n_train = {n}: 99% {tr.quantile(0.99):.2f}, max {tr.max():.2f}'
-            for n, (tr, _) in sorted(splits.items())) + '.',
+            f' ({int((val > tr.quantile(0.99)).sum())} of {len(val)} '
+            f'validation and {int((te > tr.quantile(0.99)).sum())} of '
+            f'{len(te)} test systems wider than its 99%)'
+            for n, (tr, te, val) in sorted(splits.items())) + '.', '',
+        'Command: `python ' + shlex.join(sys.argv) + '`',
     ]
     if args.plot:
         fig, axes = plt.subplots(1, len(args.plot), sharey=True, squeeze=False,
