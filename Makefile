@@ -10,7 +10,7 @@ install:
 	# The CPU build of torch first: an unpinned torch resolves to a multi-GB
 	# CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test,plot,docs]'
+	$(PIP) install -q -e '.[test,plot,docs,qm9]'
 	# Optional compiled accelerators, prebuilt for CPython 3.11 + torch 2.13.0;
 	# torch_lie falls back to pure torch when they are absent or do not load.
 	@if [ -d $(WHEELS) ]; then $(PIP) install -q --no-deps $(WHEELS)/*.whl; fi

@@ -1,6 +1,8 @@
 r"""QM9 molecular property regression with a LieTransformer (paper Sec. 5.2).
 
-PyG's :class:`~torch_geometric.datasets.QM9` (downloaded into ``--root``),
+PyG's :class:`~torch_geometric.datasets.QM9` in ``--root``, written there
+offline from the registry package qm9pack on first use
+(:func:`~torch_lie.datasets.prepare_qm9`; ``pip install 'torch-lie[qm9]'``),
 one of the paper's 12 targets, the paper's split
 (:func:`~torch_lie.datasets.qm9.qm9_paper_splits`), L1 loss on the
 standardised target, the best validation epoch tested beside the paper.
@@ -13,6 +15,7 @@ global batch: the same batches for any number of processes)::
     python examples/qm9.py predict --checkpoint runs/qm9/best.pt mol.xyz
 """
 import argparse
+import math
 import sys
 
 PARSER = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
@@ -25,19 +28,33 @@ def add_model_args(parser, defaults: bool):
     def add(*names, default=None, **kwargs):  # predict: no defaults
         parser.add_argument(*names, default=default if defaults else None, **kwargs)
 
+    add('--model', default='lie', choices=tuple(DEFAULTS), help="the LieTransformer "
+        "(default), or PyG's SchNet or DimeNet++ on the same data, loss and recipe")
     add('--target', default='homo', help='mu, alpha, homo, lumo, gap, r2, zpve, U0, '
         'U, H, G or Cv')
-    add('--group', default='SE3', help='group of the lift (default: SE3)')
+    add('--group', help='group of the lift (default: SE3)')
     add('--num-lift-samples', type=int, help='per atom (default: 4, or 1 for T3)')
-    add('--r', type=float, help='neighbourhood radius in Å (default: all)')
+    add('--r', type=float, help='neighbourhood radius or cutoff in Å (default: all '
+        'atoms; SchNet 10, DimeNet++ 5)')
     add('--max-num-neighbors', type=int)
-    add('--hidden', type=int, default=1504)
-    add('--layers', type=int, default=6)
-    add('--heads', type=int, default=8)
-    add('--kernel-dim', type=int, default=16)
-    add('--pool', default='mean', choices=('mean', 'sum', 'max'))
-    add('--attention', default='softmax', choices=('softmax', 'dot_product'))
+    add('--hidden', type=int, help='width (default: 1504; SchNet, DimeNet++ 128)')
+    add('--layers', type=int, help='blocks (default: 6; DimeNet++ 4)')
+    add('--heads', type=int, help='(default: 8)')
+    add('--kernel-dim', type=int, help='(default: 16)')
+    add('--pool', choices=('mean', 'sum', 'max'), help='(default: mean)')
+    add('--attention', choices=('softmax', 'dot_product'), help='(default: softmax)')
     parser.add_argument('--device', help='(default: cuda if available)')
+
+
+# Each model's defaults; the LieTransformer's flags that others do not take.
+DEFAULTS = {
+    'lie': dict(group='SE3', hidden=1504, layers=6, heads=8, kernel_dim=16,
+                pool='mean', attention='softmax', r=None),
+    'schnet': dict(hidden=128, layers=6, r=10.0),
+    'dimenet++': dict(hidden=128, layers=4, r=5.0),
+}
+LIE_ONLY = ('group', 'num_lift_samples', 'max_num_neighbors', 'heads', 'kernel_dim',
+            'pool', 'attention', 'lift_on_device')
 
 
 add_model_args(PARSER, defaults=True)
@@ -49,8 +66,13 @@ add('--batch-size', type=int, default=100)
 add('--lr', type=float, default=1e-3)
 add('--warmup', type=float, default=0.01, help='warm-up fraction of steps')
 add('--augment', action=argparse.BooleanOptionalAction, help='default: T3 only')
-add('--split-sizes', type=int, nargs=3, metavar=('TRAIN', 'VAL', 'TEST'))
-add('--seed', type=int, default=0)
+add('--split-seed', type=int, default=0, help="of the paper's split (default: 0)")
+add('--split-sizes', type=int, nargs=3, metavar=('TRAIN', 'VAL', 'TEST'),
+    help="(default: the paper's 100,000 / 17,748 / 13,083, scaled to the data)")
+add('--n-train', type=int, help='first molecules of the training split (default: all)')
+add('--n-val', type=int, help='first molecules of the validation split (default: all)')
+add('--eval-every', type=int, default=1, help='epochs between validations')
+add('--seed', type=int, default=0, help='of the weights and batches (default: 0)')
 add('--out', default='runs/qm9')
 add('--resume', action='store_true', help='continue the run in --out')
 add('--overwrite', action='store_true', help='replace the run in --out')
@@ -78,7 +100,9 @@ import torch
 from torch.utils.data import DistributedSampler
 from torch_geometric.datasets import QM9
 from torch_geometric.loader import DataLoader
+from torch_geometric.nn.models import DimeNetPlusPlus, SchNet, dimenet
 
+from torch_lie.datasets import prepare_qm9
 from torch_lie.datasets.qm9 import (
     qm9_features,
     qm9_paper_mae,
@@ -100,17 +124,23 @@ from torch_lie.training import (
     warmup_cosine,
 )
 from torch_lie.training.checkpoint import config_differences
-from torch_lie.utils import check_device
+from torch_lie.utils import check_device, radius_graph
 
-MODEL = ('target', 'group', 'num_lift_samples', 'r', 'max_num_neighbors',
+MODEL = ('model', 'target', 'group', 'num_lift_samples', 'r', 'max_num_neighbors',
          'hidden', 'layers', 'heads', 'kernel_dim', 'pool', 'attention')
-RECIPE = MODEL + ('batch_size', 'lr', 'warmup', 'seed', 'split_sizes', 'augment')
+RECIPE = MODEL + ('batch_size', 'lr', 'warmup', 'seed', 'split_seed', 'split_sizes',
+                  'n_train', 'n_val', 'eval_every', 'augment')
 
 
-def make_config(args) -> dict:  # the run, with the defaults that depend on the group
-    group = group_resolver(args.group)
+def make_config(args) -> dict:  # the run, with the defaults of its model and group
     config = {key: getattr(args, key) for key in RECIPE}
+    for key, value in DEFAULTS[args.model].items():
+        config[key] = value if config[key] is None else config[key]
     config['target'] = qm9_target_info(args.target).name
+    if args.model != 'lie':  # invariant models: nothing to augment
+        config['augment'] = bool(args.augment)
+        return config
+    group = group_resolver(config['group'])
     if args.num_lift_samples is None:
         config['num_lift_samples'] = 1 if group.deterministic else 4
     if args.augment is None:  # no rotations in the group: augment
@@ -118,7 +148,37 @@ def make_config(args) -> dict:  # the run, with the defaults that depend on the 
     return config
 
 
+class PyGModel(torch.nn.Module):
+    r"""One of PyG's molecular models, called on a batch as ours are."""
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, data) -> torch.Tensor:
+        return self.model(data.z, data.pos, data.batch)
+
+
+class RadiusGraph(torch.nn.Module):
+    r"""SchNet's interaction graph from :func:`torch_lie.utils.radius_graph`
+    (PyG's own needs pyg-lib or torch-cluster)."""
+    def __init__(self, r: float):
+        super().__init__()
+        self.r = r
+
+    def forward(self, pos, batch):
+        edge_index = radius_graph(pos, self.r, batch)
+        return edge_index, (pos[edge_index[0]] - pos[edge_index[1]]).norm(dim=-1)
+
+
 def build_model(c: dict) -> torch.nn.Module:
+    if c['model'] == 'schnet':
+        return PyGModel(SchNet(c['hidden'], c['hidden'], c['layers'], cutoff=c['r'],
+                               interaction_graph=RadiusGraph(c['r'])))
+    if c['model'] == 'dimenet++':  # the sizes of its paper for QM9
+        dimenet.radius_graph = radius_graph  # PyG's needs pyg-lib
+        return PyGModel(DimeNetPlusPlus(
+            c['hidden'], 1, c['layers'], int_emb_size=64, basis_emb_size=8,
+            out_emb_channels=256, num_spherical=7, num_radial=6, cutoff=c['r']))
     return BUILDERS['lie_transformer'](
         c['group'], c['num_lift_samples'], c['r'], c['max_num_neighbors'],
         in_channels=15, hidden_channels=c['hidden'], out_channels=1,
@@ -149,13 +209,20 @@ def train(args, ctx) -> dict:
     log = print if ctx.is_main else (lambda *a, **k: None)
     torch.manual_seed(args.seed)
     net = build_model(config).to(ctx.device)
-    lift_on_device = (ctx.device.type != 'cpu' if args.lift_on_device is None
-                      else args.lift_on_device)
-    with ctx.main_process_first():  # PyG processes QM9 on first use
+    on_device = args.lift_on_device
+    on_device = ctx.device.type != 'cpu' if on_device is None else on_device
+    lift_on_device = config['model'] != 'lie' or on_device  # PyG's: no lift
+    with ctx.main_process_first():  # written and processed on first use
+        prepare_qm9(args.root, progress=not args.no_progress)
         dataset = QM9(args.root)
-    splits = qm9_paper_splits(dataset, info, args.seed, args.split_sizes,
+    splits = qm9_paper_splits(dataset, info, args.split_seed, args.split_sizes,
                               config['augment'],
                               None if lift_on_device else net.lift)
+    for i, n in enumerate((args.n_train, args.n_val)):  # always the same test set
+        if n is not None and n > len(splits[i]):
+            raise ValueError(f"--n-{('train', 'val')[i]} {n} is more than the "
+                             f"{len(splits[i])} molecules of that split")
+        splits[i] = splits[i] if n is None else splits[i][:n]
     y = qm9_targets(splits[0], info)
     mean, std = float(y.mean()), (float(y.std()) if len(y) > 1 else 0.0) or 1.0
     log(f"QM9 '{info.name}' ({info.unit}): "
@@ -172,7 +239,8 @@ def train(args, ctx) -> dict:
     torch.manual_seed(args.seed + ctx.rank)  # same weights, own draws
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     total = args.epochs * len(loader)
-    scheduler = warmup_cosine(optimizer, total, max(1, round(args.warmup * total)))
+    warmup = min(math.ceil(args.warmup * total), total - 1)  # 1 step: none
+    scheduler = warmup_cosine(optimizer, total, warmup)
     ckpt = Checkpointer(args.out, config, resume=args.resume,
                         overwrite=args.overwrite, ctx=ctx)
     model = ctx.wrap(net)  # DistributedDataParallel in a torchrun launch
@@ -182,13 +250,14 @@ def train(args, ctx) -> dict:
         target = (batch.y.view(-1) - mean) / std
         loss = (model(batch).view(-1) - target).abs().mean()
         loss.backward()
-        return batch.num_graphs, {'loss': float(loss) * batch.num_graphs}
+        return batch.num_graphs, {'loss': float(loss.detach()) * batch.num_graphs}
 
     result = fit(net, loader, step, optimizer, scheduler, args.epochs, ckpt,
                  evaluate=lambda: {'val_mae': evaluate(net, val, mean, std, ctx)},
+                 eval_every=args.eval_every,
                  monitor='val_mae', best_extra=dict(target_mean=mean, target_std=std),
                  progress=not args.no_progress, log=log)
-    paper = qm9_paper_mae(info, config['group'])
+    paper = qm9_paper_mae(info, config['group']) if config['model'] == 'lie' else None
     metrics = {'config': config, 'parameters': params, **result, 'unit': info.unit,
                'test_mae': evaluate(net, test, mean, std, ctx), 'world_size': world,
                'paper_row': paper and paper[0], 'paper_mae': paper and paper[1]}
@@ -237,7 +306,16 @@ def main(argv=None):
     except ValueError as error:
         parser.error(str(error))
     check_counts(parser, args, ('samples', ) if parser is PREDICT else
-                 ('epochs', 'batch_size', 'threads'))
+                 ('epochs', 'batch_size', 'threads', 'eval_every'))
+    for name in ('n_train', 'n_val'):
+        if getattr(args, name, None) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if parser is PARSER and not (args.lr > 0 and 0 <= args.warmup < 1):
+        parser.error('--lr must be > 0 and --warmup in [0, 1)')
+    given = [k for k in LIE_ONLY if getattr(args, k, None) is not None]
+    if args.model not in (None, 'lie') and given:
+        parser.error(f"--{given[0].replace('_', '-')} is an option of --model lie "
+                     f"(not {args.model})")
     if parser is PREDICT:
         return predict(args)
     torch.set_num_threads(args.threads)

@@ -66,3 +66,29 @@ def real_molecule():
     def load(name: str, dtype=torch.float64):
         return _molecule_pos(name, dtype), _molecule_features(name, dtype)
     return load
+
+
+@pytest.fixture(scope='session')
+def qm9_table():
+    r"""All of qm9pack's molecules (a :class:`pandas.DataFrame`); the QM9
+    tests need the :obj:`qm9` extra."""
+    pytest.importorskip('rdkit')
+    pytest.importorskip('pandas')
+    from torch_lie.datasets import read_qm9pack
+
+    try:
+        return read_qm9pack()
+    except ImportError as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope='session')
+def qm9_root(qm9_table, tmp_path_factory) -> Path:
+    r"""A QM9 root holding the first 16 molecules of QM9 (CH4 to
+    cyclopropane), written by :func:`~torch_lie.datasets.prepare_qm9` and
+    processed by PyG."""
+    from torch_lie.datasets import prepare_qm9
+
+    root = tmp_path_factory.mktemp('QM9')
+    prepare_qm9(root, table=qm9_table.iloc[:16], progress=False)
+    return root

@@ -1,36 +1,21 @@
-r"""examples/qm9.py end to end on a small QM9 written from ASE molecules
-(the real :class:`torch_geometric.datasets.QM9` class reads it): training,
-checkpoints, resumption and predictions from files, run as a user would."""
+r"""examples/qm9.py end to end on the first 16 molecules of QM9, written
+offline from qm9pack (the real :class:`torch_geometric.datasets.QM9` class
+reads them): training, checkpoints, resumption and predictions from files,
+run as a user would."""
 import json
 import math
 
 import pytest
-import torch
 from ase.build import molecule
 from ase.io import write
 
-from torch_lie.datasets.qm9 import write_qm9_raw
-
-NAMES = ['CH4', 'NH3', 'H2O', 'HF', 'CH3CH2OH', 'C6H6', 'CH3OH', 'HCN',
-         'CO2', 'HCOOH', 'CH3CN', 'H2CO', 'C2H2', 'C2H4', 'C2H6', 'CH3NO2']
 TINY = ['--hidden', '8', '--layers', '1', '--heads', '2', '--kernel-dim',
         '4', '--batch-size', '4', '--no-progress', '--device', 'cpu']
 
 
-@pytest.fixture(scope='module')
-def root(tmp_path_factory):
-    try:
-        import rdkit  # noqa: F401
-        pytest.skip('rdkit is installed: PyG QM9 reads other raw files')
-    except ImportError:
-        pass
-    root = tmp_path_factory.mktemp('QM9')
-    molecules = [molecule(name) for name in NAMES]
-    y = torch.randn(len(NAMES), 19,
-                    generator=torch.Generator().manual_seed(0))
-    y[:, 7:11] -= 1000.0  # total energies
-    write_qm9_raw(molecules, y, root / 'raw' / 'qm9_v3.pt')
-    return str(root)
+@pytest.fixture
+def root(qm9_root):
+    return str(qm9_root)
 
 
 def metrics(out):
@@ -126,3 +111,60 @@ def test_usage_errors(run_example, root, tmp_path):
                          '--samples', '0', check=False)
     assert result.returncode == 2 and '--samples must be >= 1' in result.stderr
     assert 'usage: qm9.py predict' in result.stderr
+
+
+def test_pyg_models_one_step(run_example, root, tmp_path):
+    r"""PyG's SchNet and DimeNet++ on the same pipeline; one step in all
+    (the whole training set in one batch) trains."""
+    for model, extra in (('schnet', ('--n-train', '5', '--n-val', '1')),
+                         ('dimenet++', ())):
+        out = tmp_path / model
+        result = run_example('qm9', '--root', root, '--model', model,
+                             '--hidden', '8', '--layers', '1', '--epochs',
+                             '1', '--batch-size', '100', '--no-progress',
+                             '--device', 'cpu', '--out', str(out), *extra)
+        saved = metrics(out)
+        assert saved['config']['model'] == model
+        assert saved['config']['group'] is None and saved['paper_mae'] is None
+        assert math.isfinite(saved['test_mae'])
+        assert 'paper' not in result.stdout.split('test MAE')[1]
+    assert metrics(tmp_path / 'schnet')['config']['r'] == 10.0
+    # The first molecules of the training and validation splits; the test
+    # split is whole.
+    assert '5 / 1 / 2 train / val / test' in run_example(
+        'qm9', '--root', root, '--model', 'schnet', '--hidden', '8',
+        '--layers', '1', '--epochs', '2', '--eval-every', '2', '--n-train',
+        '5', '--n-val', '1', '--no-progress', '--out',
+        str(tmp_path / 'again')).stdout
+    history = metrics(tmp_path / 'again')['history']
+    assert ['val_mae' in h for h in history] == [False, True]
+    assert metrics(tmp_path / 'dimenet++')['config']['r'] == 5.0
+
+
+def test_model_flags_refused(run_example, root, tmp_path):
+    for args, message in [
+            (('--model', 'schnet', '--group', 'SE3'),
+             '--group is an option of --model lie (not schnet)'),
+            (('--model', 'dimenet++', '--heads', '2'), '--heads is an option'),
+            (('--lr', '0'), '--lr must be > 0'),
+            (('--warmup', '1'), '--warmup in [0, 1)'),
+            (('--n-train', '0'), '--n-train must be >= 1'),
+            (('--eval-every', '0'), '--eval-every must be >= 1')]:
+        result = run_example('qm9', '--root', root, '--out', str(tmp_path),
+                             *args, check=False)
+        assert result.returncode == 2 and message in result.stderr, args
+
+
+def test_no_qm9_names_the_offline_route(run_example, tmp_path, monkeypatch):
+    r"""No raw files and a qm9pack without its tables: the error names the
+    fix, before anything is written."""
+    fake = tmp_path / 'site' / 'qm9pack'
+    fake.mkdir(parents=True)
+    (fake / '__init__.py').write_text('')
+    monkeypatch.setenv('PYTHONPATH', str(tmp_path / 'site'))
+    result = run_example('qm9', '--root', str(tmp_path / 'QM9'), '--out',
+                         str(tmp_path / 'run'), *TINY, check=False)
+    assert result.returncode == 1
+    assert "qm9_part1.csv' is missing" in result.stderr
+    assert "pip install 'torch-lie[qm9]'" in result.stderr
+    assert not (tmp_path / 'QM9' / 'raw' / 'gdb9.sdf').exists()

@@ -1,6 +1,7 @@
-r"""The QM9 pipeline on the real :class:`torch_geometric.datasets.QM9` class,
-run offline on a small :obj:`raw/qm9_v3.pt` written from ASE molecules with
-made-up, deterministic targets."""
+r"""The paper's QM9 pipeline on the real
+:class:`torch_geometric.datasets.QM9` class, over the first 16 molecules of
+QM9 (written offline from qm9pack by
+:func:`~torch_lie.datasets.prepare_qm9`)."""
 import math
 
 import pytest
@@ -23,14 +24,14 @@ from torch_lie.datasets.qm9 import (
     qm9_split,
     qm9_target_info,
     qm9_targets,
-    write_qm9_raw,
 )
+from torch_lie.datasets.qm9_raw import _symbols
 from torch_lie.transforms import Lift
 from torch_lie.transforms.random_rotation import RandomRotation
 
-NAMES = ['CH4', 'NH3', 'H2O', 'HF', 'CH3CH2OH', 'C6H6', 'CH3OH', 'HCN',
-         'CO2', 'HCOOH', 'CH3CN', 'H2CO', 'C2H2', 'C2H4', 'C2H6', 'CH3NO2']
 HAR2EV = 27.211386246
+NUMBERS = dict(H=1, C=6, N=7, O=8, F=9)
+ENERGY_COLUMNS = {'U0': 7, 'U': 8, 'H': 9, 'G': 10}
 #: Atom reference energies of the QM9 paper (Hartree) for U0, U, H, G.
 ATOMREF_HARTREE = {
     'U0': {1: -0.500273, 6: -37.846772, 7: -54.583861, 8: -75.064579,
@@ -42,84 +43,64 @@ ATOMREF_HARTREE = {
     'G': {1: -0.510927, 6: -37.861317, 7: -54.598897, 8: -75.079532,
           9: -99.733544},
 }
-ENERGY_COLUMNS = {'U0': 7, 'U': 8, 'H': 9, 'G': 10}
-
-def atomisation(i: int, num_atoms: int) -> float:
-    r"""The made-up atomisation energy (eV) of molecule :obj:`i`."""
-    return -2.5 * num_atoms - 0.137 * i
-
-
-def made_up_targets(molecules) -> torch.Tensor:
-    r"""Deterministic targets :obj:`[len(molecules), 19]` in PyG's units:
-    total energies = atom references + a made-up atomisation energy."""
-    g = torch.Generator().manual_seed(0)
-    y = torch.randn(len(molecules), 19, generator=g, dtype=torch.float64)
-    for i, atoms in enumerate(molecules):
-        z = atoms.get_atomic_numbers().tolist()
-        for name, column in ENERGY_COLUMNS.items():
-            ref = sum(ATOMREF_HARTREE[name][a] for a in z) * HAR2EV
-            y[i, column] = ref + atomisation(i, len(z)) + 0.01 * column
-    return y
-
-
-def write_raw(root) -> torch.Tensor:
-    if _has_rdkit():  # PyG would expect the SDF files then
-        pytest.skip('rdkit is installed: PyG QM9 reads other raw files')
-    molecules = [molecule(name) for name in NAMES]
-    y = made_up_targets(molecules)
-    write_qm9_raw(molecules, y, root / 'raw' / 'qm9_v3.pt')
-    return y
-
-
-def _has_rdkit() -> bool:
-    try:
-        import rdkit  # noqa: F401
-    except ImportError:
-        return False
-    return True
+#: qm9pack's column of each target, and its factor to the paper's unit.
+COLUMNS = {
+    'mu': ('Dipole_debye', 1), 'alpha': ('Polarizability_bohr3', 1),
+    'homo': ('HOMO_au', HAR2EV * 1000), 'lumo': ('LUMO_au', HAR2EV * 1000),
+    'gap': ('HOMO_LUMO_gap_au', HAR2EV * 1000), 'r2': ('R2_bohr2', 1),
+    'zpve': ('ZPVE_au', HAR2EV * 1000),
+    'U0': ('InternalEnergy_0K_au', HAR2EV * 1000),
+    'U': ('InternalEnergy_298K_au', HAR2EV * 1000),
+    'H': ('Enthalphy_298K_au', HAR2EV * 1000),
+    'G': ('GibbsFreeEnergy_298K_au', HAR2EV * 1000),
+    'Cv': ('Heatcapacity_Cv_cal_mol_K', 1)}
 
 
 @pytest.fixture(scope='module')
-def qm9(tmp_path_factory):
-    root = tmp_path_factory.mktemp('QM9')
-    y = write_raw(root)
-    return QM9(str(root)), y
+def qm9(qm9_root, qm9_table):
+    return QM9(str(qm9_root)), qm9_table.iloc[:16]
 
 
-def test_raw_file_read_by_pyg(qm9):
-    dataset, y = qm9
-    assert len(dataset) == len(NAMES)
-    for i in (0, 4, 15):
-        atoms = molecule(NAMES[i])
-        data = dataset[i]
-        assert data.y.shape == (1, 19)
-        assert torch.equal(data.z, torch.tensor(atoms.numbers))
-        assert torch.allclose(data.pos, torch.tensor(atoms.positions).float())
-        assert torch.equal(data.y[0], y[i].float())
-        assert data.x.shape == (len(atoms), 11)
+def test_first_molecules(qm9):
+    dataset, rows = qm9
+    assert len(dataset) == 16
+    assert [d.name for d in dataset] == [f'gdb_{i}' for i in range(1, 17)]
+    for data, row in zip(dataset, rows.itertuples(index=False)):
+        assert data.y.shape == (1, 19) and data.x.shape == (data.num_nodes,
+                                                            11)
+        assert data.z.tolist() == [NUMBERS[s] for s in _symbols(row.Elements)]
+
+
+def true_value(row, name: str) -> float:
+    r"""The paper's value of target :obj:`name` of a qm9pack row, in
+    float64: atomisation energies from the QM9 paper's atom references."""
+    column, factor = COLUMNS[name]
+    value = getattr(row, column)
+    if name in ATOMREF_HARTREE:
+        value -= sum(ATOMREF_HARTREE[name][NUMBERS[s]]
+                     for s in _symbols(row.Elements))
+    return value * factor
 
 
 @pytest.mark.parametrize('name', list(QM9_TARGETS))
 def test_targets_by_hand(qm9, name):
-    dataset, y = qm9
+    dataset, rows = qm9
     info = qm9_target_info(name)
     transform = QM9Target(name)
     values = qm9_targets(dataset, name)
-    assert values.dtype == torch.float64 and values.shape == (len(NAMES), )
-    for i in range(len(NAMES)):
+    assert values.dtype == torch.float64 and values.shape == (16, )
+    for i, row in enumerate(rows.itertuples(index=False)):
         data = dataset[i]
         out = transform(data)
         assert out.y.shape == (1, 1) and out.y.dtype == torch.float32
         assert data.y.shape == (1, 19)  # not modified in place
-        stored = float(y[i, info.index].float())  # PyG keeps float32
-        if name in ENERGY_COLUMNS:  # atomisation energy in meV
+        stored = float(data.y[0, info.index])  # PyG keeps float32
+        if name in ATOMREF_HARTREE:  # atomisation energy in meV
             ref = sum(ATOMREF_HARTREE[name][a] for a in data.z.tolist())
             expected = (stored - ref * HAR2EV) * 1000
-            # The made-up atomisation energy, up to PyG's float32 totals.
-            true = (atomisation(i, data.num_nodes) + 0.01 * info.index) * 1000
-            assert abs(expected - true) < 1.0
-            # The table's sixth decimals: 3e-5 eV per atom at most.
-            tol = 0.03 * data.num_nodes
+            # PyG's float32 totals: 1e-7 of 1e3-1e4 eV, up to 1 meV; the
+            # table's sixth decimals: 3e-5 eV per atom at most.
+            tol = 1e-4 * abs(stored) + 0.03 * data.num_nodes
         elif name in ('homo', 'lumo', 'gap', 'zpve'):  # eV -> meV
             expected, tol = stored * 1000, 1e-3
         else:  # D, a0^3, a0^2, cal/(mol K): unchanged
@@ -128,6 +109,9 @@ def test_targets_by_hand(qm9, name):
         assert abs(float(values[i]) - expected) < tol
         assert abs(float(values[i]) - float(out.y)) < 1e-6 * max(
             1.0, abs(expected))
+        # And the value qm9pack holds, in the paper's unit.
+        assert abs(float(values[i]) - true_value(row, name)) < tol + \
+            1e-6 * abs(expected)
 
 
 def test_atomref_matches_pyg(qm9):

@@ -22,7 +22,11 @@ from torch_lie.datasets.qm9 import (
     qm9_split,
     qm9_target_info,
     qm9_targets,
-    write_qm9_raw,
+)
+from torch_lie.datasets.qm9_raw import (
+    QM9PACK_COLUMNS,
+    prepare_qm9,
+    read_qm9pack,
 )
 from torch_lie.datasets.spring_dynamics import (
     SpringDynamics,
@@ -60,5 +64,7 @@ __all__ = [
     'qm9_split',
     'qm9_target_info',
     'qm9_targets',
-    'write_qm9_raw',
+    'QM9PACK_COLUMNS',
+    'prepare_qm9',
+    'read_qm9pack',
 ]

@@ -8,17 +8,18 @@ Groups" <https://arxiv.org/abs/2012.10885>`_ paper, around PyG's own
   them at once (for standardisation);
 * :func:`qm9_features` / :class:`QM9Features`: the paper's 15 atom features;
 * :func:`qm9_split`: the seeded 100,000 / 17,748 / 13,083 split;
-* :func:`write_qm9_raw`: writes molecules in the file format PyG's
-  :class:`~torch_geometric.datasets.QM9` reads without RDKit, to run the
-  same pipeline offline on one's own molecules (and in tests).
+* the data itself, offline: :func:`~torch_lie.datasets.prepare_qm9` writes
+  all of QM9 into :obj:`root/raw` from the registry package qm9pack.
 
 .. code-block:: python
 
     from torch_geometric.datasets import QM9
     from torch_geometric.transforms import Compose
+    from torch_lie.datasets import prepare_qm9
     from torch_lie.datasets.qm9 import QM9Features, QM9Target, qm9_split
     from torch_lie.transforms import Lift
 
+    prepare_qm9('data/QM9')  # once, offline: pip install 'torch-lie[qm9]'
     dataset = QM9('data/QM9', transform=Compose([
         QM9Target('homo'), QM9Features(), Lift('SE3', num_samples=4)]))
     train_idx, val_idx, test_idx = qm9_split(len(dataset), seed=0)
@@ -31,7 +32,6 @@ HOMO, LUMO, gap (eV), :math:`\langle R^2 \rangle` (:math:`a_0^2`), ZPVE,
 rotational constants (GHz).
 """
 import copy
-import os
 from typing import (
     Any,
     Callable,
@@ -67,7 +67,6 @@ __all__ = [
     'QM9Features',
     'qm9_split',
     'qm9_paper_splits',
-    'write_qm9_raw',
 ]
 
 
@@ -352,48 +351,3 @@ def qm9_paper_splits(dataset, target: Union[str, QM9TargetInfo],
                                      [], [])):
         split.transform = Compose(plain + extra + last)
     return splits
-
-
-def write_qm9_raw(molecules: Sequence, targets: Tensor,
-                  path: Union[str, os.PathLike]) -> None:
-    r"""Writes molecules as the file :obj:`raw/qm9_v3.pt` that PyG's
-    :class:`~torch_geometric.datasets.QM9` reads when RDKit is not
-    installed (a :func:`torch.save`'d list of dicts, each turned into a
-    :obj:`Data`), so that the QM9 pipeline runs offline on any molecules.
-
-    Each dict holds :obj:`x [N, 11]` (PyG's features: one-hot H, C, N, O,
-    F and the atomic number; the aromaticity, hybridisation and hydrogen
-    counts, which need RDKit, are left zero), :obj:`z`, :obj:`pos`, an empty
-    bond graph (:obj:`edge_index [2, 0]`, :obj:`edge_attr [0, 4]`),
-    :obj:`y [1, 19]` (float32), :obj:`name` and :obj:`idx`.
-
-    Args:
-        molecules (sequence of ase.Atoms): Molecules of H, C, N, O and F.
-        targets (torch.Tensor): Their 19 targets in PyG's units and column
-            order, :obj:`[len(molecules), 19]`.
-        path (str or os.PathLike): The file to write, usually
-            :obj:`root/raw/qm9_v3.pt`.
-    """
-    targets = torch.as_tensor(targets)
-    if targets.shape != (len(molecules), 19):
-        raise ValueError(f"'targets' must have shape [{len(molecules)}, 19] "
-                         f"(got {list(targets.shape)})")
-    data_list = []
-    for i, atoms in enumerate(molecules):
-        z = torch.tensor(atoms.get_atomic_numbers(), dtype=torch.long)
-        onehot = qm9_features(z)[:, 0::3]  # one-hot H, C, N, O, F
-        x = torch.cat([onehot, z[:, None].float(), torch.zeros(len(z), 5)],
-                      dim=1)
-        data_list.append({
-            'x': x,
-            'z': z,
-            'pos': torch.tensor(atoms.get_positions(), dtype=torch.float32),
-            'edge_index': torch.zeros(2, 0, dtype=torch.long),
-            'edge_attr': torch.zeros(0, 4),
-            'y': targets[i].to(torch.float32).view(1, 19),
-            'name': atoms.get_chemical_formula(),
-            'idx': i,
-        })
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    torch.save(data_list, path)
-

@@ -15,8 +15,10 @@ def check_counts(parser: argparse.ArgumentParser, args: argparse.Namespace,
 def exit_on_error(main: Callable[[], Any]) -> None:
     r"""Runs a script's :obj:`main`, ending it with ``error: <message>`` and
     exit status 1 instead of a traceback on the errors whose messages name
-    the fix (:class:`ValueError`, :class:`FileNotFoundError`)."""
+    the fix (:class:`ValueError`, :class:`FileNotFoundError`,
+    :class:`FileExistsError`, :class:`ImportError`)."""
     try:
         main()
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError,
+            ImportError) as error:
         sys.exit(f'error: {error}')
