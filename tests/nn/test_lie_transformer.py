@@ -164,6 +164,20 @@ def test_random_lifts_invariant_in_distribution(ethanol, group):
             group, num_draws=16)
 
 
+def test_sampled_neighbourhoods_invariant_in_distribution(ethanol):
+    r"""Neighbours drawn at random (the paper's QM9 neighbourhoods) keep
+    the model invariant in distribution (the negative control, a draw that
+    sees absolute positions, is in tests/transforms/test_lift.py: an
+    untrained model barely tells neighbourhoods apart)."""
+    pos, x = ethanol
+    lift = Lift('SE3', num_samples=2, max_num_neighbors=5,
+                num_neighbor_samples=2)
+    fn = point_function(make_model(lift, attention='dot_product'), x)
+    torch.manual_seed(0)
+    assert not torch.equal(fn(pos), fn(pos))  # a fresh draw per call
+    assert_invariant_in_distribution(fn, pos, SE3(), num_draws=64)
+
+
 def test_potential_forces_are_finite_and_translation_invariant(ethanol):
     r"""Gradients through the lift inside the model (forces of an invariant
     potential) are finite, and do not change when the molecule is

@@ -7,7 +7,9 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
 from torch_lie.groups import SE2, SE3, SO2, SO3, T, group_resolver
+from torch_lie.testing import assert_invariant_in_distribution
 from torch_lie.transforms import Lift
+from torch_lie.transforms import lift as lift_module
 from torch_lie.transforms.lift import complete_graph, expand_edges
 
 LIFTS = [
@@ -364,3 +366,76 @@ def test_unchecked_non_finite_points_stay_non_finite(name, k):
     assert lifted.g[:k].isnan().all() and lifted.q[:k].isnan().all()
     assert torch.isfinite(lifted.g[k:]).all()
     assert torch.equal(lifted.q[k:2 * k], torch.zeros(k, 1))
+
+
+def test_sampled_neighbours(ethanol):
+    r"""Each lifted element attends to num_neighbor_samples elements of its
+    neighbourhood, drawn uniformly without replacement; seeded draws
+    repeat."""
+    pos, x = ethanol
+    full = Lift('SE3', 2, max_num_neighbors=4)
+    lift = Lift('SE3', 2, max_num_neighbors=4, num_neighbor_samples=3)
+    assert not lift.full_attention
+    assert repr(lift) == ('Lift(SE3(), num_samples=2, r=None, '
+                          'max_num_neighbors=4, num_neighbor_samples=3)')
+    assert 'num_neighbor_samples' not in repr(full)
+    candidates = full.lift(pos).edge_index
+    pairs = set(map(tuple, candidates.T.tolist()))
+    counts = torch.zeros(len(pairs))
+    index = {pair: i for i, pair in enumerate(sorted(pairs))}
+    draws = 2000
+    for _ in range(draws):
+        edge_index = lift.lift(pos, x).edge_index
+        assert torch.equal(torch.bincount(edge_index[1]),
+                           torch.full((2 * len(pos), ), 3))
+        key = edge_index[1] * 1000 + edge_index[0]
+        assert torch.equal(key, key.sort().values)  # sorted, no repeats
+        assert torch.unique(key).numel() == key.numel()
+        for pair in edge_index.T.tolist():
+            counts[index[tuple(pair)]] += 1
+    # Every candidate (8 per element) kept with probability 3/8.
+    assert len(pairs) == 8 * 2 * len(pos)
+    expected = draws * 3 / 8
+    assert (counts - expected).abs().max() < 5 * math.sqrt(expected * 5 / 8)
+    # Reproducible with a generator; fewer candidates than samples: all.
+    g1, g2 = (torch.Generator().manual_seed(1) for _ in range(2))
+    assert torch.equal(lift.lift(pos, generator=g1).edge_index,
+                       lift.lift(pos, generator=g2).edge_index)
+    many = Lift('SE3', 2, max_num_neighbors=4, num_neighbor_samples=100)
+    assert torch.equal(many.lift(pos).edge_index, candidates)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match='num_neighbor_samples'):
+            Lift('SE3', 2, num_neighbor_samples=bad)
+
+
+def test_sampled_neighbours_invariant_in_distribution(ethanol, monkeypatch):
+    r"""The distances to the sampled neighbours have the same distribution
+    for moved copies of a molecule; drawn by a rule that sees absolute
+    positions (the highest sources), they do not."""
+    pos, _ = ethanol
+    lift = Lift('SE3', 2, max_num_neighbors=5, num_neighbor_samples=3)
+
+    def distances(p):
+        src, dst = lift.lift(p).edge_index
+        d = (p[src // 2] - p[dst // 2]).norm(dim=-1)
+        return torch.zeros(2 * len(p), dtype=p.dtype).index_add_(0, dst, d)
+
+    torch.manual_seed(0)
+    assert_invariant_in_distribution(distances, pos, SE3(), num_draws=64)
+    seen = {}
+
+    def highest(edge_index, num, num_nodes, generator=None):
+        src, dst = edge_index
+        key = seen['pos'][src // 2, 0]  # ties: the lower element
+        order = key.argsort(descending=True, stable=True)
+        order = order[dst[order].argsort(stable=True)]
+        deg = torch.bincount(dst, minlength=num_nodes)
+        rank = torch.arange(dst.numel()) - (deg.cumsum(0) - deg)[dst[order]]
+        return edge_index[:, order[rank < num].sort().values]
+
+    def biased(p):
+        seen['pos'] = p
+        return distances(p)
+    monkeypatch.setattr(lift_module, 'sample_edges', highest)
+    with pytest.raises(AssertionError, match='standard errors'):
+        assert_invariant_in_distribution(biased, pos, SE3(), num_draws=8)
