@@ -16,6 +16,7 @@ global batch: the same batches for any number of processes)::
 """
 import argparse
 import math
+import resource
 import sys
 
 PARSER = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
@@ -260,6 +261,8 @@ def train(args, ctx) -> dict:
     paper = qm9_paper_mae(info, config['group']) if config['model'] == 'lie' else None
     metrics = {'config': config, 'parameters': params, **result, 'unit': info.unit,
                'test_mae': evaluate(net, test, mean, std, ctx), 'world_size': world,
+               'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               'split': [len(s) for s in splits],
                'paper_row': paper and paper[0], 'paper_mae': paper and paper[1]}
     log(f"test MAE {info.name}: {metrics['test_mae']:.4g} {info.unit}" +
         (f'; paper {paper[0]}: {paper[1]:g} {info.unit}' if paper else ''))
