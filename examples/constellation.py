@@ -126,7 +126,8 @@ def lie_kwargs(args, in_channels: int) -> dict:
     return dict(group=args.group, num_samples=args.num_samples, in_channels=in_channels,
                 hidden_channels=args.hidden, out_channels=SHAPES * COUNTS,
                 num_layers=args.layers, heads=args.heads, kernel_dim=args.kernel_dim,
-                attention=args.attention, paper_layout=args.paper_layout)
+                attention=args.attention,
+                paper_layout=args.paper_layout and 'constellation')
 
 
 def build_model(args, in_channels: int) -> torch.nn.Module:

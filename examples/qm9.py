@@ -44,6 +44,10 @@ def add_model_args(parser, defaults: bool):
     add('--kernel-dim', type=int, help='(default: 16)')
     add('--pool', choices=('mean', 'sum', 'max'), help='(default: mean)')
     add('--attention', choices=('softmax', 'dot_product'), help='(default: softmax)')
+    add('--paper-layout', action='store_true', default=False, help="the paper's "
+        "model, LieTransformer.paper('qm9_paper'): SE(3) quaternion lifts x4, 25 of "
+        "the 52 nearest elements, kernel '2232', dot-product attention, a head per "
+        "element (resized by --hidden, --layers, --heads), and Adam betas 0.5 0.9")
     parser.add_argument('--device', help='(default: cuda if available)')
 
 
@@ -55,7 +59,10 @@ DEFAULTS = {
     'dimenet++': dict(hidden=128, layers=4, r=5.0),
 }
 LIE_ONLY = ('group', 'num_lift_samples', 'max_num_neighbors', 'heads', 'kernel_dim',
-            'pool', 'attention', 'lift_on_device')
+            'pool', 'attention', 'lift_on_device', 'paper_layout')
+# What --paper-layout sets (the preset's lift and kernel).
+PAPER_SET = ('group', 'num_lift_samples', 'r', 'max_num_neighbors', 'kernel_dim',
+             'pool', 'attention')
 
 
 add_model_args(PARSER, defaults=True)
@@ -65,6 +72,8 @@ add('--root', default='data/QM9')
 add('--epochs', type=int, default=500)
 add('--batch-size', type=int, default=100)
 add('--lr', type=float, default=1e-3)
+add('--betas', type=float, nargs=2, help="Adam's (default: 0.9 0.999; with "
+    "--paper-layout 0.5 0.9)")
 add('--warmup', type=float, default=0.01, help='warm-up fraction of steps')
 add('--augment', action=argparse.BooleanOptionalAction, help='default: T3 only')
 add('--split-seed', type=int, default=0, help="of the paper's split (default: 0)")
@@ -127,14 +136,21 @@ from torch_lie.training import (
 from torch_lie.training.checkpoint import config_differences
 from torch_lie.utils import check_device, radius_graph
 
-MODEL = ('model', 'target', 'group', 'num_lift_samples', 'r', 'max_num_neighbors',
-         'hidden', 'layers', 'heads', 'kernel_dim', 'pool', 'attention')
-RECIPE = MODEL + ('batch_size', 'lr', 'warmup', 'seed', 'split_seed', 'split_sizes',
-                  'n_train', 'n_val', 'eval_every', 'augment')
+MODEL = ('model', 'paper_layout', 'target', 'group', 'num_lift_samples', 'r',
+         'max_num_neighbors', 'hidden', 'layers', 'heads', 'kernel_dim', 'pool',
+         'attention')
+RECIPE = MODEL + ('batch_size', 'lr', 'betas', 'warmup', 'seed', 'split_seed',
+                  'split_sizes', 'n_train', 'n_val', 'eval_every', 'augment')
 
 
 def make_config(args) -> dict:  # the run, with the defaults of its model and group
     config = {key: getattr(args, key) for key in RECIPE}
+    if config['betas'] is None:
+        config['betas'] = [0.5, 0.9] if args.paper_layout else [0.9, 0.999]
+    if args.paper_layout:  # the preset's, unless resized
+        config['target'] = qm9_target_info(args.target).name
+        config['augment'] = bool(args.augment)
+        return config
     for key, value in DEFAULTS[args.model].items():
         config[key] = value if config[key] is None else config[key]
     config['target'] = qm9_target_info(args.target).name
@@ -180,6 +196,12 @@ def build_model(c: dict) -> torch.nn.Module:
         return PyGModel(DimeNetPlusPlus(
             c['hidden'], 1, c['layers'], int_emb_size=64, basis_emb_size=8,
             out_emb_channels=256, num_spherical=7, num_radial=6, cutoff=c['r']))
+    if c['paper_layout']:
+        resize = dict(hidden_channels=c['hidden'], num_layers=c['layers'],
+                      heads=c['heads'])
+        return BUILDERS['lie_transformer'](
+            paper_layout='qm9_paper',
+            **{k: v for k, v in resize.items() if v is not None})
     return BUILDERS['lie_transformer'](
         c['group'], c['num_lift_samples'], c['r'], c['max_num_neighbors'],
         in_channels=15, hidden_channels=c['hidden'], out_channels=1,
@@ -238,7 +260,7 @@ def train(args, ctx) -> dict:
     log(f'{params:,} parameters; {world} process(es) of batch '
         f'{args.batch_size // world}')
     torch.manual_seed(args.seed + ctx.rank)  # same weights, own draws
-    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
+    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, betas=config['betas'])
     total = args.epochs * len(loader)
     warmup = min(math.ceil(args.warmup * total), total - 1)  # 1 step: none
     scheduler = warmup_cosine(optimizer, total, warmup)
@@ -258,7 +280,8 @@ def train(args, ctx) -> dict:
                  eval_every=args.eval_every,
                  monitor='val_mae', best_extra=dict(target_mean=mean, target_std=std),
                  progress=not args.no_progress, log=log)
-    paper = qm9_paper_mae(info, config['group']) if config['model'] == 'lie' else None
+    group = 'SE3' if config['paper_layout'] else config['group']
+    paper = qm9_paper_mae(info, group) if config['model'] == 'lie' else None
     metrics = {'config': config, 'parameters': params, **result, 'unit': info.unit,
                'test_mae': evaluate(net, test, mean, std, ctx), 'world_size': world,
                'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -287,6 +310,9 @@ def predict(args) -> None:
     torch.manual_seed(args.seed)
     for path in args.files:
         atoms = read_molecule(path, index=args.index)
+        if atoms.pbc.any():  # the lift has no periodic images
+            raise ValueError(f"'{path}' is periodic (pbc={atoms.pbc.tolist()}): "
+                             f"QM9 models predict isolated molecules")
         try:
             data = atoms_to_data(atoms, features=qm9_features).to(args.device)
         except ValueError as error:
@@ -315,10 +341,13 @@ def main(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if parser is PARSER and not (args.lr > 0 and 0 <= args.warmup < 1):
         parser.error('--lr must be > 0 and --warmup in [0, 1)')
-    given = [k for k in LIE_ONLY if getattr(args, k, None) is not None]
+    given = [k for k in LIE_ONLY if getattr(args, k, None) not in (None, False)]
     if args.model not in (None, 'lie') and given:
         parser.error(f"--{given[0].replace('_', '-')} is an option of --model lie "
                      f"(not {args.model})")
+    clash = [k for k in PAPER_SET if getattr(args, k, None) is not None]
+    if args.paper_layout and clash:
+        parser.error(f"--{clash[0].replace('_', '-')} is set by --paper-layout")
     if parser is PREDICT:
         return predict(args)
     torch.set_num_threads(args.threads)

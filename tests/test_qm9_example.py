@@ -168,3 +168,36 @@ def test_no_qm9_names_the_offline_route(run_example, tmp_path, monkeypatch):
     assert "qm9_part1.csv' is missing" in result.stderr
     assert "pip install 'torch-lie[qm9]'" in result.stderr
     assert not (tmp_path / 'QM9' / 'raw' / 'gdb9.sdf').exists()
+
+
+def test_paper_layout(run_example, root, tmp_path):
+    r"""The paper's model and recipe in one flag (resized here), and its
+    predictions."""
+    out = tmp_path / 'paper'
+    run_example('qm9', '--root', root, '--paper-layout', '--hidden', '16',
+                '--layers', '1', '--heads', '2', '--epochs', '1',
+                '--batch-size', '8', '--no-progress', '--out', str(out))
+    saved = metrics(out)
+    assert saved['config']['paper_layout'] is True
+    assert saved['config']['betas'] == [0.5, 0.9]
+    assert saved['paper_row'] == 'LieTr-SE3' and saved['paper_mae'] == 33
+    xyz = tmp_path / 'ethanol.xyz'
+    write(xyz, molecule('CH3CH2OH'))
+    result = run_example('qm9', 'predict', '--checkpoint',
+                         str(out / 'best.pt'), str(xyz))
+    assert 'ethanol.xyz: homo = ' in result.stdout
+    # A periodic structure is refused, not predicted as a molecule.
+    crystal = molecule('CH3CH2OH')
+    crystal.cell, crystal.pbc = [8.0, 8.0, 8.0], True
+    write(tmp_path / 'crystal.extxyz', crystal)
+    result = run_example('qm9', 'predict', '--checkpoint',
+                         str(out / 'best.pt'), str(tmp_path / 'crystal.extxyz'),
+                         check=False)
+    assert result.returncode == 1 and 'is periodic' in result.stderr
+    for args, message in [(('--kernel-dim', '4'), '--kernel-dim is set by '
+                            '--paper-layout'),
+                          (('--model', 'schnet'), '--paper-layout is an '
+                           'option of --model lie')]:
+        result = run_example('qm9', '--root', root, '--paper-layout', *args,
+                             '--out', str(tmp_path / 'x'), check=False)
+        assert result.returncode == 2 and message in result.stderr, args

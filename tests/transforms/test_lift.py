@@ -1,5 +1,6 @@
 import itertools
 import math
+import warnings
 
 import pytest
 import torch
@@ -439,3 +440,35 @@ def test_sampled_neighbours_invariant_in_distribution(ethanol, monkeypatch):
     monkeypatch.setattr(lift_module, 'sample_edges', highest)
     with pytest.raises(AssertionError, match='standard errors'):
         assert_invariant_in_distribution(biased, pos, SE3(), num_draws=8)
+
+
+def test_nearest_points_without_radius_do_not_warn(ethanol, monkeypatch):
+    r"""Without a radius, max_num_neighbors asks for the nearest points:
+    dropping the others is no surprise (no warning, and the once-per-process
+    warning of radius_graph stays armed)."""
+    from torch_lie.utils import radius as radius_module
+    monkeypatch.setattr(radius_module, '_TRUNCATION_WARNED', False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        data = Lift('T3', max_num_neighbors=3)(Data(pos=ethanol[0]))
+    assert torch.equal(torch.bincount(data.edge_index[1]),
+                       torch.full((9, ), 3))
+    with pytest.warns(UserWarning, match='max_num_neighbors'):
+        Lift('T3', r=10.0, max_num_neighbors=3)(Data(pos=ethanol[0]))
+
+
+def test_paper_qm9_neighbourhoods(real_molecule):
+    r"""The paper's QM9 model: 25 of the 52 elements of the 13 nearest
+    atoms (all of them in small molecules)."""
+    from torch_lie.nn import LieTransformer
+
+    lift = LieTransformer.paper('qm9_paper', hidden_channels=16,
+                                num_layers=1).lift
+    assert (lift.num_samples, lift.max_num_neighbors,
+            lift.num_neighbor_samples) == (4, 13, 25)
+    pos, _ = real_molecule('C6H6')  # 12 atoms: 48 elements
+    big = lift.lift(pos).edge_index
+    assert torch.equal(torch.bincount(big[1]), torch.full((48, ), 25))
+    pos, _ = real_molecule('CH4')  # 5 atoms: 20 elements, all
+    small = lift.lift(pos).edge_index
+    assert torch.equal(torch.bincount(small[1]), torch.full((20, ), 20))

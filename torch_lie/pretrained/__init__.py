@@ -16,7 +16,7 @@ command recorded in its file:
 """
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 
@@ -40,14 +40,24 @@ def _springs(group: str, num_samples: int = 1, paper_layout: bool = False,
                                compile=compile)
 
 
-def _lie_transformer(group: str, num_samples: int = 1,
+def _lie_transformer(group: Optional[str] = None, num_samples: int = 1,
                      r: Optional[float] = None,
                      max_num_neighbors: Optional[int] = None,
-                     paper_layout: bool = False,
+                     num_neighbor_samples: Optional[int] = None,
+                     paper_layout: Union[bool, str] = False,
                      **kwargs: Any) -> LieTransformer:
-    lift = Lift(group, num_samples, r=r, max_num_neighbors=max_num_neighbors)
-    if paper_layout:  # the original's constellation model, resized by kwargs
-        return LieTransformer.paper('constellation', lift=lift, **kwargs)
+    lift = None if group is None else Lift(
+        group, num_samples, r=r, max_num_neighbors=max_num_neighbors,
+        num_neighbor_samples=num_neighbor_samples)
+    if paper_layout:  # the original's model of that task, resized by kwargs
+        # True: files written before the task was named (constellation).
+        task = 'constellation' if paper_layout is True else paper_layout
+        if lift is not None:  # otherwise the task's own lift
+            kwargs['lift'] = lift
+        return LieTransformer.paper(task, **kwargs)
+    if lift is None:
+        raise ValueError("'group' is needed unless 'paper_layout' names a "
+                         "task")
     return LieTransformer(lift=lift, **kwargs)
 
 

@@ -68,7 +68,8 @@ class Lift(BaseTransform):
             attention within each graph. (default: :obj:`None`)
         max_num_neighbors (int, optional): If set, every point keeps only
             its :obj:`max_num_neighbors` nearest neighbouring points (itself
-            included; ties by index), with a warning when that drops any.
+            included; ties by index), with a warning when that drops any
+            within :obj:`r` (none without :obj:`r`: the nearest are asked).
             :obj:`None` never truncates. (default: :obj:`None`)
         num_neighbor_samples (int, optional): If set, every lifted element
             attends to that many elements drawn at random, without
@@ -116,11 +117,15 @@ class Lift(BaseTransform):
         by target, then source), self loops included."""
         if self.full_attention or pos.size(0) == 0:
             return complete_graph(pos.size(0), batch, pos.device)
-        r = self.r
-        if r is None:  # every pair lies within the bounding box's diagonal
-            r = float((pos.amax(0) - pos.amin(0)).norm()) + 1.0
+        if self.r is not None:
+            return radius_graph(pos, self.r, batch, loop=True,
+                                max_num_neighbors=self.max_num_neighbors)
+        # The nearest points, as asked: no warning that others are dropped.
+        # Every pair lies within the bounding box's diagonal.
+        r = float((pos.amax(0) - pos.amin(0)).norm()) + 1.0
         return radius_graph(pos, r, batch, loop=True,
-                            max_num_neighbors=self.max_num_neighbors)
+                            max_num_neighbors=self.max_num_neighbors,
+                            warn=False)
 
     def lift(self, pos: Tensor, x: Optional[Tensor] = None,
              batch: Optional[Tensor] = None,

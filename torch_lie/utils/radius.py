@@ -444,7 +444,8 @@ def _max_candidates(pos: Tensor, cell: float, graph: Optional[Tensor],
 
 
 def _sort_and_truncate(key: Tensor, d2: Optional[Tensor], num_nodes: int,
-                       max_num_neighbors: Optional[int]) -> Tensor:
+                       max_num_neighbors: Optional[int],
+                       warn: bool = True) -> Tensor:
     global _TRUNCATION_WARNED
 
     # key = target * N + source; sorting it orders by target, then source.
@@ -488,7 +489,7 @@ def _sort_and_truncate(key: Tensor, d2: Optional[Tensor], num_nodes: int,
     keep[sel.index_select(0, rank_order[rank >= k])] = False
     out = out[:, keep]
 
-    if not _TRUNCATION_WARNED:
+    if warn and not _TRUNCATION_WARNED:
         _TRUNCATION_WARNED = True
         num_dropped = int(seg_deg.sum()) - num_over * k
         warnings.warn(
@@ -507,6 +508,7 @@ def radius_graph(
     loop: bool = False,
     max_num_neighbors: Optional[int] = None,
     backend: str = 'auto',
+    warn: bool = True,
 ) -> Tensor:
     r"""Computes the exact graph connecting all points within distance
     :obj:`r` of each other,
@@ -550,7 +552,8 @@ def radius_graph(
             node only its :obj:`max_num_neighbors` nearest sources (ties are
             broken by the smaller source index; a self-loop counts as a
             neighbour).  Emits a warning, once per process, when this drops
-            edges.  :obj:`None` keeps all neighbours. (default: :obj:`None`)
+            edges (unless :obj:`warn` is :obj:`False`).  :obj:`None` keeps
+            all neighbours. (default: :obj:`None`)
         backend (str, optional): :obj:`"torch"` for the pure PyTorch cell
             list (linear time and memory at fixed density),
             :obj:`"cluster"` for :obj:`torch-cluster`, :obj:`"brute"` for a
@@ -558,6 +561,8 @@ def radius_graph(
             inputs), or :obj:`"auto"`, currently the cell list, which was
             faster than :obj:`torch-cluster` at every size measured.
             All backends return identical results.
+        warn (bool, optional): Warn when :obj:`max_num_neighbors` drops
+            edges within :obj:`r`. (default: :obj:`True`)
             (default: :obj:`"auto"`)
 
     Returns:
@@ -653,4 +658,4 @@ def radius_graph(
     else:
         key, d2 = _brute(pos, r2, graph, num_graphs, loop, need_d2)
 
-    return _sort_and_truncate(key, d2, num_nodes, max_num_neighbors)
+    return _sort_and_truncate(key, d2, num_nodes, max_num_neighbors, warn)
