@@ -39,6 +39,8 @@ PARSER.add_argument('--batch-size', type=int, default=16)
 PARSER.add_argument('--lr', type=float, default=3e-3)
 PARSER.add_argument('--seed', type=int, default=0)
 PARSER.add_argument('--out', default='runs/molecules/')
+PARSER.add_argument('--overwrite', action='store_true',
+                    help='replace the results already in --out')
 PARSER.add_argument('--device', help='(default: cuda if available)')
 PARSER.add_argument('--threads', type=int, default=1,
                     help='torch threads; molecules are tiny, so more threads '
@@ -63,7 +65,7 @@ from torch_lie.testing import (
     assert_invariant_in_distribution,
     assert_lifted_invariant,
 )
-from torch_lie.training import markdown_table, save_json
+from torch_lie.training import check_counts, markdown_table, save_json
 from torch_lie.transforms import Lift, RandomMotion
 from torch_lie.utils import check_device
 from torch_lie.visualization import plot_predictions
@@ -182,6 +184,14 @@ def main(argv=None) -> dict:
         check_device(args.device)
     except ValueError as error:
         PARSER.error(str(error))
+    check_counts(PARSER, args, ('epochs', 'hidden', 'layers', 'heads',
+                                'batch_size', 'threads'))
+    if not args.lr > 0:
+        PARSER.error('--lr must be > 0')
+    if os.path.exists(os.path.join(args.out, 'metrics.json')) and \
+            not args.overwrite:
+        PARSER.error(f"'{args.out}' holds the results of a run: pass "
+                     f"--overwrite to replace them, or another --out")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 

@@ -379,3 +379,16 @@ def test_a_copy_computes_with_its_own_weights():
             p.mul_(2)
     z, sys_params = springs(batch=2, dtype=torch.float32)
     assert not torch.allclose(copy(z, sys_params), dynamics(z, sys_params))
+
+
+@pytest.mark.parametrize('mass', [0.0, -1.0, float('nan')])
+def test_roll_out_refuses_masses_that_are_not_positive(mass):
+    r"""A zero, negative or NaN mass would give NaN roll-outs: refused by
+    name before integrating."""
+    z, sys_params = springs()
+    model = HamiltonianDynamics(SeparableHamiltonian(SpringPotential()))
+    ts = torch.linspace(0, 0.1, 3, dtype=z.dtype)
+    assert model.rollout(z, ts, sys_params).isfinite().all()
+    sys_params[1, 2, 0] = mass
+    with pytest.raises(ValueError, match='masses .* positive and finite'):
+        model.rollout(z, ts, sys_params)

@@ -76,6 +76,27 @@ def test_in_distribution():
             lambda p: p[:, 0] + 0.1 * torch.randn(1, generator=gen,
                                                   dtype=p.dtype), pos, SE3())
 
+    # Nothing passes untested: NaN or infinite outputs, one draw, no
+    # elements.
+    for bad in (float('nan'), float('inf')):
+        with pytest.raises(AssertionError, match='not finite'):
+            assert_invariant_in_distribution(
+                lambda p, bad=bad: pairwise_distances(p).sum(-1) * bad, pos,
+                SE3())
+    with pytest.raises(ValueError, match="'num_draws' must be >= 2"):
+        assert_invariant_in_distribution(lambda p: p[:, 0], pos, SE3(),
+                                         num_draws=1)
+    with pytest.raises(ValueError, match="'num_elements' must be >= 1"):
+        assert_invariant_in_distribution(lambda p: p[:, 0], pos, SE3(),
+                                         num_elements=0)
+    with pytest.raises(ValueError, match="'num_elements' must be >= 1"):
+        assert_equivariant(lambda p: p[:, 0], pos, SE3(), num_elements=0)
+    with pytest.raises(ValueError, match="'elements' is empty"):
+        assert_equivariant(lambda p: p[:, 0], pos, SE3(),
+                           elements=SE3().sample(0, dtype=torch.float64))
+    with pytest.raises(AssertionError, match='largest error nan'):
+        assert_equivariant(lambda p: p * float('nan'), pos, SE3())
+
 
 def test_lifted_invariance_of_a_model_and_a_negative_control():
     from torch_geometric.data import Data

@@ -94,3 +94,26 @@ def test_non_finite_loss_names_the_epoch(tmp_path):
     with pytest.raises(FloatingPointError, match='at epoch 1; try a smaller'):
         fit(model, [torch.ones(1, 1)], step, optimizer, None, 2,
             Checkpointer(str(tmp_path), {}), progress=False)
+
+
+def test_empty_loader_and_no_finite_monitor_are_errors(tmp_path):
+    r"""An epoch without a batch is an error, not a silent "training"; a
+    run whose monitored metric is never finite says so (not a missing
+    best.pt)."""
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(batch):
+        loss = model(batch).pow(2).mean()
+        loss.backward()
+        return len(batch), {'loss': float(loss.detach()) * len(batch)}
+
+    with pytest.raises(ValueError, match='gave no batch in epoch 1'):
+        fit(model, [], step, optimizer, None, 2,
+            Checkpointer(str(tmp_path / 'a'), {}), progress=False,
+            log=lambda m: None)
+    with pytest.raises(ValueError, match="no epoch gave a finite 'val'"):
+        fit(model, [torch.ones(3, 2)], step, optimizer, None, 2,
+            Checkpointer(str(tmp_path / 'b'), {}),
+            evaluate=lambda: {'val': float('nan')}, monitor='val',
+            progress=False, log=lambda m: None)

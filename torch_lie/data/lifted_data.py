@@ -53,3 +53,15 @@ class LiftedData(Data):
 # datasets built with pre_transform=Lift(...).
 torch.serialization.add_safe_globals(
     [LiftedData, DataEdgeAttr, DataTensorAttr, GlobalStorage])
+
+
+def check_not_lifted(data: Data, what: str) -> None:
+    r"""Raises a :class:`ValueError` naming :obj:`what` (a transform) if
+    :obj:`data` was lifted already: moving or lifting its points again would
+    leave its elements, neighbourhoods and pair embeddings those of the old
+    points."""
+    if isinstance(data, LiftedData) or 'point_index' in data:
+        raise ValueError(f"{what} got data lifted already (by "
+                         f"{data.get('lift', 'a Lift')}): apply it to the "
+                         f"point clouds, before the lift (e.g. "
+                         f"Compose([{what}, lift]))")

@@ -10,6 +10,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from torch_lie.groups import Group
+from torch_lie.utils.checks import check_int
 
 #: Default absolute tolerances on the largest output error, per dtype.
 TOLERANCES: Dict[torch.dtype, float] = {
@@ -89,8 +90,11 @@ def assert_equivariant(
     """
     tolerances = {**TOLERANCES, **(tolerances or {})}
     if elements is None:
+        check_int('num_elements', num_elements)
         elements = group.sample(num_elements, generator, torch.float64,
                                 x.device)
+    if len(elements) == 0:
+        raise ValueError("'elements' is empty: nothing would be tested")
     act = _action(group, on)
     errors = {}
     for dtype in dtypes:
@@ -118,11 +122,18 @@ def assert_invariant_in_distribution(
     copies :math:`h \cdot x`: the difference of the means over
     :obj:`num_draws` calls must lie within :obj:`z` standard errors. Runs in
     float64 and returns the largest difference in standard errors."""
+    # Two draws at least for a variance; one element at least to test.
+    check_int('num_draws', num_draws, low=2)
+    check_int('num_elements', num_elements)
     x = x.to(torch.float64)
 
     def draws(points: Tensor) -> Tensor:
-        return torch.stack([fn(points).detach().to(torch.float64)
-                            for _ in range(num_draws)])
+        out = torch.stack([fn(points).detach().to(torch.float64)
+                           for _ in range(num_draws)])
+        if out.numel() == 0 or not bool(out.isfinite().all()):
+            raise AssertionError(f"The function's outputs are empty or not "
+                                 f"finite under {group}: nothing to compare")
+        return out
 
     ref = draws(x)
     worst = 0.0

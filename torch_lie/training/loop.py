@@ -83,6 +83,8 @@ def fit(model: torch.nn.Module, loader: Iterable, step: Step,
 
     Raises:
         FloatingPointError: If an epoch's training loss is not finite.
+        ValueError: If an epoch has no batch, or with :obj:`monitor`, if no
+            epoch gave a finite value of it.
     """
     if schedule_per not in ('step', 'epoch'):
         raise ValueError(f"'schedule_per' must be 'step' or 'epoch' (got "
@@ -122,6 +124,10 @@ def fit(model: torch.nn.Module, loader: Iterable, step: Step,
         if scheduler is not None and schedule_per == 'epoch':
             scheduler.step()
         count, *totals = ctx.all_reduce_sum(count, *sums.values())
+        if count == 0:
+            raise ValueError(f'the training loader gave no batch in epoch '
+                             f'{epoch}: the training set is empty (or '
+                             f'smaller than a batch that drops the last)')
         entry = {'epoch': epoch, **{f'train_{k}': v / count
                                     for k, v in zip(sums, totals)}}
         if not all(map(math.isfinite, entry.values())):
@@ -147,6 +153,12 @@ def fit(model: torch.nn.Module, loader: Iterable, step: Step,
     result = {'history': history, 'resumed_from_epoch': state.get('epoch'),
               'train_time_s': sum(h['seconds'] for h in history)}
     if monitor is not None:
+        if best['epoch'] == 0:
+            last = [h[monitor] for h in history if monitor in h][-1:]
+            raise ValueError(f"no epoch gave a finite '{monitor}' (the last: "
+                             f"{last[0] if last else 'none'}), so there is no "
+                             f"best model to keep: check what evaluate() "
+                             f"returns")
         ctx.barrier()  # the main process has written best.pt
         checkpointer.load_best(model)
         result.update({'best_epoch': best['epoch'],

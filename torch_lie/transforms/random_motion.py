@@ -4,6 +4,7 @@ from typing import Union
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
+from torch_lie.data.lifted_data import check_not_lifted
 from torch_lie.groups import Group, group_resolver
 
 
@@ -25,6 +26,7 @@ class RandomMotion(BaseTransform):
         self.group = group_resolver(group)
 
     def forward(self, data: Data) -> Data:
+        check_not_lifted(data, repr(self))
         pos = getattr(data, 'pos', None)
         if pos is None or pos.dim() != 2 or \
                 pos.size(-1) != self.group.space_dim:

@@ -4,6 +4,7 @@ from typing import Sequence
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
+from torch_lie.data.lifted_data import check_not_lifted
 from torch_lie.groups import SO2, SO3
 
 
@@ -42,6 +43,7 @@ class RandomRotation(BaseTransform):
         self.group = SO3() if dim == 3 else SO2()
 
     def forward(self, data: Data) -> Data:
+        check_not_lifted(data, repr(self))
         for key in self.keys:
             value = data[key] if key in data else None
             if value is None:

@@ -44,6 +44,10 @@ class Dynamics(Module):
         trajectories :obj:`[B, T, 2, N, d]`; those of a model that blows up
         turn non-finite from there on."""
         check_state(z0, sys_params)
+        check = getattr(getattr(self, 'hamiltonian', None), 'check_sys_params',
+                        None)
+        if check is not None:  # e.g. positive masses
+            check(sys_params)
         if ts.dim() != 1 or ts.numel() < 1:
             raise ValueError(f"'ts' must be a non-empty 1-D tensor of times "
                              f"(got shape {list(ts.shape)})")
@@ -160,6 +164,14 @@ class SeparableHamiltonian(Module):
     def __init__(self, potential: Module):
         super().__init__()
         self.potential = potential
+
+    def check_sys_params(self, sys_params: Tensor) -> None:
+        r"""Raises a :class:`ValueError` unless the masses are positive and
+        finite (a zero or negative mass would give NaN roll-outs)."""
+        m = sys_params[..., 0]
+        if not bool(((m > 0) & m.isfinite()).all()):
+            raise ValueError(f"the masses (column 0 of 'sys_params') must be "
+                             f"positive and finite (got min {float(m.min())})")
 
     def forward(self, z: Tensor, sys_params: Tensor) -> Tensor:
         q, p = z[:, 0], z[:, 1]
