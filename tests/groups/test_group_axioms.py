@@ -167,12 +167,16 @@ def test_sample_default_dtype():
 
 
 def test_constructor_errors():
-    with pytest.raises(ValueError, match="'n' must be at least 1"):
-        T(0)
-    with pytest.raises(ValueError, match="'n' must be at least 1"):
-        Trivial(0)
-    with pytest.raises(ValueError, match="'num_rotations' must be at least 1"):
+    for cls in (T, Trivial):
+        with pytest.raises(ValueError, match="'n' must be >= 1"):
+            cls(0)
+        for bad in (2.5, True, '2'):
+            with pytest.raises(ValueError, match="'n' must be an int"):
+                cls(bad)
+    with pytest.raises(ValueError, match="'num_rotations' must be >= 1"):
         SE2(num_rotations=0)
+    with pytest.raises(ValueError, match="'num_rotations' must be an int"):
+        SE2(num_rotations=2.5)
     for cls in (SO2, SE2, SO3, SE3):
         with pytest.raises(ValueError, match="'embedding' must be one of"):
             cls(embedding='dual_quaternion')

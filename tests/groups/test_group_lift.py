@@ -52,7 +52,7 @@ def test_lift_size(group):
     else:
         assert not group.deterministic
         assert group.lift_size(3) == three
-    with pytest.raises(ValueError, match="'num_samples' must be at least 1"):
+    with pytest.raises(ValueError, match="'num_samples' must be >= 1"):
         group.lift_size(0)
 
 
@@ -285,7 +285,7 @@ def test_lift_errors(group):
     pos = space_pos(group, torch.float32)
     for S in (0, -2):
         with pytest.raises(ValueError,
-                           match="'num_samples' must be at least 1"):
+                           match="'num_samples' must be >= 1"):
             group.lift(pos, S)
     if group.deterministic:
         with pytest.raises(ValueError, match='deterministic lift'):

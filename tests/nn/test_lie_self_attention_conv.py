@@ -144,6 +144,13 @@ def test_dropout_only_in_training():
 def test_errors():
     with pytest.raises(ValueError, match='divisible'):
         LieSelfAttentionConv(8, 10, 5, heads=3)
+    for args, kwargs, message in [
+            ((8, 12, 5), dict(kernel_dim=0), "'kernel_dim' must be >= 1"),
+            ((0, 12, 5), {}, "'in_channels' must be >= 1"),
+            ((8, 12, 2.5), {}, "'edge_dim' must be an int"),
+            ((8, 12, 5), dict(dropout=-0.1), "'dropout' must be in")]:
+        with pytest.raises(ValueError, match=message):
+            LieSelfAttentionConv(*args, **kwargs)
     with pytest.raises(ValueError, match='attention'):
         LieSelfAttentionConv(8, 12, 5, attention='linear')
     with pytest.raises(ValueError, match='combine'):

@@ -369,6 +369,20 @@ def test_bad_arguments():
         LieTransformer(5, 16, 3, 'SE3')
     with pytest.raises(ValueError, match="'kernel'"):
         LieTransformer(5, 16, 3, lift, kernel='fast')
+    # Each argument is checked where it enters, by name.
+    for kwargs, message in [
+            (dict(kernel_dim=0), "'kernel_dim' must be >= 1"),
+            (dict(kernel_dim=2.5), "'kernel_dim' must be an int"),
+            (dict(dropout=1.0), r"'dropout' must be in \[0.0, 1.0\)"),
+            (dict(mlp_ratio=0), "'mlp_ratio' must be in"),
+            (dict(mlp_ratio=float('nan')), "'mlp_ratio' must be a finite")]:
+        with pytest.raises(ValueError, match=message):
+            LieTransformer(5, 16, 3, lift, **kwargs)
+    for args, name in [((0, 16, 3), 'in_channels'),
+                       ((5, True, 3), 'hidden_channels'),
+                       ((5, 16, 0), 'out_channels')]:
+        with pytest.raises(ValueError, match=f"'{name}' must be"):
+            LieTransformer(*args, lift)
 
 
 def test_reset_parameters_is_seeded():

@@ -6,6 +6,7 @@ from torch_lie.utils import (
     check_choice,
     check_compiler,
     check_device,
+    check_float,
     check_int,
 )
 
@@ -25,6 +26,23 @@ def test_check_int():
         with pytest.raises(ValueError,
                            match=f"'n' must be {bound} \\(got {value}\\)"):
             check_int('n', value, low, high)
+
+
+def test_check_float():
+    assert check_float('p', 0.5, 0.0, 1.0) == 0.5
+    assert type(check_float('p', 1, 0.0)) is float  # ints and numpy too
+    assert check_float('p', np.float32(0.25), 0, 1) == 0.25
+    assert check_float('p', 0.0, 0.0, 1.0, high_open=True) == 0.0
+    for bad in (True, '0.5', None, float('nan'), float('inf')):
+        with pytest.raises(ValueError, match="'p' must be a finite number"):
+            check_float('p', bad)
+    for value, kwargs, interval in (
+            (1.0, dict(low=0.0, high=1.0, high_open=True), r'\[0.0, 1.0\)'),
+            (0.0, dict(low=0.0, low_open=True), r'\(0.0, inf\)'),
+            (-1.0, dict(low=0.0), r'\[0.0, inf\)'),
+            (2.0, dict(high=1.0), r'\(-inf, 1.0\]')):
+        with pytest.raises(ValueError, match=f"'p' must be in {interval} "):
+            check_float('p', value, **kwargs)
 
 
 def test_check_choice():

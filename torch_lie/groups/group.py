@@ -4,6 +4,7 @@ import torch
 from torch import Tensor
 
 from torch_lie.groups._taylor import safe_norm
+from torch_lie.utils.checks import check_int
 
 
 class Group:
@@ -94,9 +95,7 @@ class Group:
         return num_samples
 
     def _check_num_samples(self, num_samples: int) -> None:
-        if num_samples < 1:
-            raise ValueError(f"'num_samples' must be at least 1 "
-                             f"(got {num_samples})")
+        check_int('num_samples', num_samples)
         if self.deterministic and num_samples != 1:
             raise ValueError(
                 f"{self} has a deterministic lift, so 'num_samples' must be "

@@ -12,6 +12,7 @@ from torch_lie.groups.rotations import (
     so2_matrix,
     so2_relative_angle,
 )
+from torch_lie.utils.checks import check_int
 
 
 class SE2(RigidMotionGroup):
@@ -51,9 +52,8 @@ class SE2(RigidMotionGroup):
     def __init__(self, num_rotations: Optional[int] = None,
                  embedding: str = 'log'):
         super().__init__(embedding)
-        if num_rotations is not None and num_rotations < 1:
-            raise ValueError(f"'num_rotations' must be at least 1 "
-                             f"(got {num_rotations})")
+        if num_rotations is not None:
+            num_rotations = check_int('num_rotations', num_rotations)
         if embedding == 'canonical' and num_rotations is None:
             raise ValueError("The 'canonical' embedding indexes the rotations "
                              "of T(2) x C_k: it needs 'num_rotations'")

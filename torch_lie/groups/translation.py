@@ -4,6 +4,7 @@ import torch
 from torch import Tensor
 
 from torch_lie.groups.group import Group
+from torch_lie.utils.checks import check_int
 
 
 class T(Group):
@@ -23,8 +24,7 @@ class T(Group):
     deterministic = True
 
     def __init__(self, n: int = 3):
-        if n < 1:
-            raise ValueError(f"'n' must be at least 1 (got {n})")
+        n = check_int('n', n)
         self.lie_dim = self.space_dim = n
 
     def exp(self, a: Tensor) -> Tensor:

@@ -4,6 +4,7 @@ from torch_lie.utils.checks import (
     check_choice,
     check_compiler,
     check_device,
+    check_float,
     check_int,
 )
 from torch_lie.utils.radius import radius_graph
@@ -14,6 +15,7 @@ __all__ = [
     'check_choice',
     'check_compiler',
     'check_device',
+    'check_float',
     'check_int',
     'radius_graph',
 ]

@@ -1,5 +1,6 @@
+import math
 import shutil
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any, Iterable, Optional, Union
 
 import torch
@@ -19,6 +20,28 @@ def check_int(name: str, value: Any, low: Optional[int] = 1,
         bound = (f'<= {high}' if low is None else f'>= {low}' if high is None
                  else f'in [{low}, {high}]')
         raise ValueError(f"'{name}' must be {bound} (got {value})")
+    return value
+
+
+def check_float(name: str, value: Any, low: Optional[float] = None,
+                high: Optional[float] = None, low_open: bool = False,
+                high_open: bool = False) -> float:
+    r"""Returns :obj:`value` as a :obj:`float` if it is a finite real number
+    (not a :obj:`bool` or a string) in the interval from :obj:`low` to
+    :obj:`high` (open at an end with :obj:`low_open` / :obj:`high_open`;
+    :obj:`None`: unbounded), and raises a :class:`ValueError` naming
+    :obj:`name` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, Real) or \
+            not math.isfinite(value):
+        raise ValueError(f"'{name}' must be a finite number (got {value!r})")
+    value = float(value)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open
+                                     else value > high)
+    if too_low or too_high:
+        left = '(-inf' if low is None else f"{'(' if low_open else '['}{low}"
+        right = 'inf)' if high is None else f"{high}{')' if high_open else ']'}"
+        raise ValueError(f"'{name}' must be in {left}, {right} (got {value})")
     return value
 
 

@@ -11,7 +11,7 @@ from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import softmax
 
 from torch_lie.nn.conv.lean_attention import LeanAttention, in_degree
-from torch_lie.utils import check_choice, check_int
+from torch_lie.utils import check_choice, check_float, check_int
 
 ATTENTIONS = ('softmax', 'dot_product', 'norm_exp')
 COMBINES = ('sum', 'mlp', 'multiply', 'embedding')
@@ -116,7 +116,12 @@ class LieSelfAttentionConv(MessagePassing):
                  **kwargs):
         kwargs.setdefault('aggr', 'add')
         super().__init__(node_dim=0, **kwargs)
-        check_int('heads', heads)
+        for name, value in (('in_channels', in_channels),
+                            ('out_channels', out_channels),
+                            ('edge_dim', edge_dim), ('heads', heads),
+                            ('kernel_dim', kernel_dim)):
+            check_int(name, value)
+        check_float('dropout', dropout, 0.0, 1.0, high_open=True)
         if out_channels % heads != 0:
             raise ValueError(f"'out_channels' ({out_channels}) must be "
                              f"divisible by 'heads' ({heads})")

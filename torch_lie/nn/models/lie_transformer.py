@@ -12,7 +12,7 @@ from torch_lie.data import LiftedData
 from torch_lie.groups import Group
 from torch_lie.nn.conv import LieSelfAttentionConv
 from torch_lie.transforms import Lift
-from torch_lie.utils import check_choice, check_int
+from torch_lie.utils import check_choice, check_float, check_int
 
 POOLS = ('mean', 'sum', 'max')
 KERNELS = ('auto', 'sparse', 'dense')
@@ -268,8 +268,14 @@ class LieTransformer(torch.nn.Module):
         check_choice('pool', pool, POOLS)
         check_choice('head', head, HEADS)
         check_choice('kernel', kernel, KERNELS)
-        check_int('num_layers', num_layers)
-        check_int('heads', heads)
+        for name, value in (('in_channels', in_channels),
+                            ('hidden_channels', hidden_channels),
+                            ('out_channels', out_channels),
+                            ('num_layers', num_layers), ('heads', heads),
+                            ('kernel_dim', kernel_dim)):
+            check_int(name, value)
+        check_float('dropout', dropout, 0.0, 1.0, high_open=True)
+        check_float('mlp_ratio', mlp_ratio, 0.0, low_open=True)
         if hidden_channels % heads != 0:
             raise ValueError(f"'hidden_channels' ({hidden_channels}) must be "
                              f"divisible by 'heads' ({heads})")
