@@ -16,6 +16,7 @@ global batch: the same batches for any number of processes)::
 """
 import argparse
 import math
+import os
 import resource
 import sys
 
@@ -89,8 +90,15 @@ add('--overwrite', action='store_true', help='replace the run in --out')
 add('--num-workers', type=int, default=0)
 add('--lift-on-device', action=argparse.BooleanOptionalAction, help='default: GPUs')
 add('--threads', type=int, default=1, help='torch threads (default: 1)')
+add('--pretrained', metavar='NAME', help='test a shipped model (e.g. qm9-homo-t3) '
+    'or a file of save_pretrained on its split instead of training')
+add('--save-pretrained', metavar='PATH', help='save the trained LieTransformer '
+    'for torch_lie.pretrained.from_pretrained')
 add('--no-progress', action='store_true')
-PREDICT.add_argument('--checkpoint', required=True, help='best.pt of a run')
+WHICH = PREDICT.add_mutually_exclusive_group(required=True)
+WHICH.add_argument('--checkpoint', help='best.pt of a run')
+WHICH.add_argument('--pretrained', metavar='NAME', help='a shipped model (e.g. '
+                   'qm9-homo-t3) or a file of save_pretrained')
 PREDICT.add_argument('files', nargs='+', help='molecules in any format ASE reads')
 PREDICT.add_argument('--index', type=int, default=-1, help='in multi-structure files')
 PREDICT.add_argument('--samples', type=int, default=1, help='random lifts to average')
@@ -122,7 +130,12 @@ from torch_lie.datasets.qm9 import (
 )
 from torch_lie.groups import T, group_resolver
 from torch_lie.io.ase import atoms_to_data, read_molecule
-from torch_lie.pretrained import BUILDERS
+from torch_lie.pretrained import (
+    BUILDERS,
+    from_pretrained,
+    pretrained_info,
+    save_pretrained,
+)
 from torch_lie.training import (
     Checkpointer,
     check_counts,
@@ -196,17 +209,20 @@ def build_model(c: dict) -> torch.nn.Module:
         return PyGModel(DimeNetPlusPlus(
             c['hidden'], 1, c['layers'], int_emb_size=64, basis_emb_size=8,
             out_emb_channels=256, num_spherical=7, num_radial=6, cutoff=c['r']))
+    return BUILDERS['lie_transformer'](**lie_kwargs(c))
+
+
+def lie_kwargs(c: dict) -> dict:  # of torch_lie.pretrained's 'lie_transformer' builder
     if c['paper_layout']:
         resize = dict(hidden_channels=c['hidden'], num_layers=c['layers'],
                       heads=c['heads'])
-        return BUILDERS['lie_transformer'](
-            paper_layout='qm9_paper',
-            **{k: v for k, v in resize.items() if v is not None})
-    return BUILDERS['lie_transformer'](
-        c['group'], c['num_lift_samples'], c['r'], c['max_num_neighbors'],
-        in_channels=15, hidden_channels=c['hidden'], out_channels=1,
-        num_layers=c['layers'], heads=c['heads'], kernel_dim=c['kernel_dim'],
-        attention=c['attention'], pool=c['pool'])
+        return dict(paper_layout='qm9_paper',
+                    **{k: v for k, v in resize.items() if v is not None})
+    return dict(group=c['group'], num_samples=c['num_lift_samples'], r=c['r'],
+                max_num_neighbors=c['max_num_neighbors'], in_channels=15,
+                hidden_channels=c['hidden'], out_channels=1, num_layers=c['layers'],
+                heads=c['heads'], kernel_dim=c['kernel_dim'],
+                attention=c['attention'], pool=c['pool'])
 
 
 @torch.no_grad()
@@ -224,6 +240,8 @@ def evaluate(model, loader, mean: float, std: float, ctx) -> float:
 
 
 def train(args, ctx) -> dict:
+    if args.pretrained:
+        return test_pretrained(args, ctx)
     config, world = make_config(args), ctx.world_size
     info = qm9_target_info(config['target'])
     if args.batch_size % world:
@@ -291,21 +309,59 @@ def train(args, ctx) -> dict:
         (f'; paper {paper[0]}: {paper[1]:g} {info.unit}' if paper else ''))
     if ctx.is_main:
         save_json(metrics, f'{args.out}/metrics.json')
+    if ctx.is_main and args.save_pretrained:
+        record = dict(config=config, target_mean=mean, target_std=std, unit=info.unit,
+                      test_mae=metrics['test_mae'], split=metrics['split'])
+        save_pretrained(net, args.save_pretrained, 'lie_transformer',
+                        lie_kwargs(config), metrics=record)
     return metrics
+
+
+def load_model(args, requested: dict):
+    r"""The model of --checkpoint or --pretrained, its run's configuration
+    and the target's normalisation; the model options requested must match."""
+    if args.pretrained:
+        state = pretrained_info(args.pretrained)['metrics']
+        where = f"pretrained model '{args.pretrained}'"
+    else:
+        state = read_checkpoint(args.checkpoint, 'pass best.pt of a qm9.py run')
+        where = f"'{args.checkpoint}'"
+    if 'target_mean' not in state:
+        raise ValueError(f'{where} is not a model of qm9.py')
+    config = state['config']
+    diff = config_differences({k: config[k] for k in requested}, requested)
+    if diff:
+        raise ValueError(f'{where} holds a model with {diff}')
+    if args.pretrained:
+        model = from_pretrained(args.pretrained)
+    else:
+        model = build_model(config)
+        model.load_state_dict(state['model'])
+    return model.to(args.device).eval(), config, state
+
+
+def test_pretrained(args, ctx) -> dict:
+    r"""The test MAE of a saved model on the test split it was tested on."""
+    model, config, state = load_model(args, {})  # training options do not apply
+    info = qm9_target_info(config['target'])
+    with ctx.main_process_first():
+        prepare_qm9(args.root, progress=not args.no_progress)
+        dataset = QM9(args.root)
+    lift = None if ctx.device.type != 'cpu' else model.lift  # as in training
+    test = qm9_paper_splits(dataset, info, config['split_seed'],
+                            config['split_sizes'], False, lift)[2]
+    loader = DataLoader(test[ctx.rank::ctx.world_size], batch_size=args.batch_size)
+    torch.manual_seed(args.seed)
+    mae = evaluate(model, loader, state['target_mean'], state['target_std'], ctx)
+    print(f"{args.pretrained}: test MAE {info.name} {mae:.4g} {info.unit} on "
+          f"{len(test)} molecules (recorded: {state['test_mae']:.4g})")
+    return {'pretrained': args.pretrained, 'test_mae': mae, 'num_test': len(test)}
 
 
 @torch.no_grad()
 def predict(args) -> None:
-    state = read_checkpoint(args.checkpoint, 'pass best.pt of a qm9.py run')
-    if 'target_mean' not in state:
-        raise ValueError(f"'{args.checkpoint}' is not the best.pt of a qm9.py run")
-    config = state['config']
     requested = {k: getattr(args, k) for k in MODEL if getattr(args, k) is not None}
-    diff = config_differences({k: config[k] for k in requested}, requested)
-    if diff:
-        raise ValueError(f"'{args.checkpoint}' holds a model with {diff}")
-    model = build_model(config).to(args.device).eval()
-    model.load_state_dict(state['model'])
+    model, config, state = load_model(args, requested)
     info = qm9_target_info(config['target'])
     torch.manual_seed(args.seed)
     for path in args.files:
@@ -348,6 +404,12 @@ def main(argv=None):
     clash = [k for k in PAPER_SET if getattr(args, k, None) is not None]
     if args.paper_layout and clash:
         parser.error(f"--{clash[0].replace('_', '-')} is set by --paper-layout")
+    if parser is PARSER and args.save_pretrained:
+        if args.model != 'lie' or args.pretrained:
+            parser.error('--save-pretrained saves a LieTransformer trained here')
+        if os.path.exists(args.save_pretrained) and not args.overwrite:
+            parser.error(f"'{args.save_pretrained}' exists: pass --overwrite to "
+                         f"replace it, or another path")
     if parser is PREDICT:
         return predict(args)
     torch.set_num_threads(args.threads)
