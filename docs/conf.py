@@ -37,6 +37,7 @@ nitpick_ignore_regex = [
     ('py:class', r'(sequence|iterable|os\.PathLike)'),
     ('py:mod', r'random'),
     ('py:class', r'LieTransformer'),  # the return annotation of .paper
+    ('py:.*', r'pandas(\.| ).*'),
     ('py:.*', r'(torch|torch_geometric|ase|typing|collections|builtins|argparse)'
      r'(\..*)?'),
     ('py:.*', r'(Tensor|Data|Batch|Optional|Union|Callable|Any|Sequence|'
