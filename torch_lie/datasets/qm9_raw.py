@@ -27,7 +27,8 @@ __all__ = ['QM9PACK_COLUMNS', 'read_qm9pack', 'prepare_qm9']
 
 _INSTALL = "pip install 'torch-lie[qm9]'"
 
-#: The columns of :obj:`qm9pack`'s tables that :func:`prepare_qm9` reads, in
+#: The columns of :obj:`qm9pack`'s tables that
+#: :func:`~torch_lie.datasets.prepare_qm9` reads, in
 #: the order of PyG's raw :obj:`gdb9.sdf.csv` for the properties.
 QM9PACK_COLUMNS: Tuple[str, ...] = (
     'XYZ_file', 'Index', 'SMILES', 'N_atoms', 'Elements', 'XYZ_Ang',
@@ -67,8 +68,9 @@ def _qm9pack_folder() -> str:
 
 def read_qm9pack(num_molecules: Optional[int] = None,
                  folder: Optional[str] = None):
-    r"""The molecules of :obj:`qm9pack` as a :class:`pandas.DataFrame` with
-    the columns :data:`QM9PACK_COLUMNS`, in the order of their QM9 index
+    r"""The molecules of :obj:`qm9pack` as a pandas :obj:`DataFrame` with
+    the columns :data:`~torch_lie.datasets.qm9_raw.QM9PACK_COLUMNS`, in the
+    order of their QM9 index
     (:obj:`1` to :obj:`133885`, the 3,054 uncharacterised molecules left
     out).
 
@@ -293,18 +295,18 @@ def prepare_qm9(root: Union[str, os.PathLike],
             trial or a test). (default: all)
         overwrite (bool, optional): Replace raw files already there.
             (default: :obj:`False`)
-        table (pandas.DataFrame, optional): Molecules in qm9pack's columns
+        table (pandas DataFrame, optional): Molecules in qm9pack's columns
             (:func:`read_qm9pack`) to write instead of qm9pack's.
             (default: :obj:`None`)
         progress (bool, optional): Show a progress bar. (default:
             :obj:`True`)
 
     Returns:
-        A summary: :obj:`num_molecules` (written, or found), the QM9 index,
-        SMILES and geometry's SMILES of each molecule whose SMILES did not
-        fit (:obj:`mismatches`), how many molecules have close contacts that are
-        not bonds (:obj:`strained`) and whether anything was
-        :obj:`written`.
+        The summary, a dict of :obj:`num_molecules` (written, or found),
+        :obj:`mismatches` (the QM9 index, SMILES and geometry's SMILES of
+        each molecule whose SMILES did not fit), :obj:`strained` (how many
+        molecules have close contacts that are not bonds) and
+        :obj:`written` (whether anything was).
     """
     raw_dir = os.path.join(os.fspath(root), 'raw')
     routes = (_SDF, _CSV, _SKIP) if _has_rdkit() else (_PT, )
