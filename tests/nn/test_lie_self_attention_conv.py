@@ -165,6 +165,12 @@ def test_errors():
         conv(x, edge_index, edge_attr[:, :5], graph_size=4)
     with pytest.raises(ValueError, match="'content_dim' goes with"):
         LieSelfAttentionConv(8, 12, 5, combine='embedding')
+    # Bipartite input (PyG's (x_src, x_dst)) and mixed dtypes, by name.
+    with pytest.raises(TypeError, match='not bipartite'):
+        conv((x, x), edge_index, edge_attr[:, :5])
+    with pytest.raises(ValueError, match="'x' is torch.float32 but "
+                                         "'edge_attr' is torch.float64"):
+        conv(x, edge_index, edge_attr[:, :5].double())
     with pytest.raises(ValueError, match="'content_dim' goes with"):
         LieSelfAttentionConv(8, 12, 5, content_dim=4)
     for heads in (0, -1, 2.0, True):

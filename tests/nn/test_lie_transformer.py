@@ -385,6 +385,22 @@ def test_bad_arguments():
             LieTransformer(*args, lift)
 
 
+def test_bad_inputs_name_the_fix(ethanol):
+    pos, x = ethanol
+    model = make_model(Lift('SE3', 2))  # float64
+    with pytest.raises(TypeError, match=r'Data or Batch.*got Tensor'):
+        model(pos)
+    with pytest.raises(ValueError, match="'x' is torch.float32 but the model "
+                                         "is torch.float64"):
+        model(Data(pos=pos, x=x.float()))
+    with pytest.raises(ValueError, match="'pos' is torch.float32 but the "
+                                         "model is torch.float64"):
+        model(Data(pos=pos.float(), x=x))
+    with pytest.raises(ValueError, match="'pos' must be a floating-point"):
+        model(Data(pos=pos.long(), x=x))
+    assert model(Data(pos=pos, x=x)).shape == (1, 3)
+
+
 def test_reset_parameters_is_seeded():
     model = make_model('SE3')
     torch.manual_seed(5)

@@ -201,6 +201,9 @@ class Lift(BaseTransform):
     def _check_points(self, pos: Tensor, x: Optional[Tensor],
                       batch: Optional[Tensor]) -> None:
         n = self.group.space_dim
+        if not pos.is_floating_point():
+            raise ValueError(f"'pos' must be a floating-point tensor (got "
+                             f"{pos.dtype}): e.g. pos.float()")
         if pos.dim() != 2 or pos.size(1) != n:
             raise ValueError(f"{self.group} acts on {n}-dimensional points, "
                              f"so 'pos' must have shape [N, {n}] (got "

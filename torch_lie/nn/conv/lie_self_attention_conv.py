@@ -229,6 +229,14 @@ class LieSelfAttentionConv(MessagePassing):
                 gathers and scatters (:class:`~torch_lie.nn.LieTransformer`
                 chooses its kernel itself). (default: :obj:`None`)
         """
+        if not isinstance(x, Tensor):  # e.g. PyG's bipartite (x_src, x_dst)
+            raise TypeError(f"'x' must be one tensor of the features of all "
+                            f"lifted elements: self-attention over one set, "
+                            f"not bipartite (got {type(x).__name__})")
+        if x.dtype != edge_attr.dtype:
+            raise ValueError(f"'x' is {x.dtype} but 'edge_attr' is "
+                             f"{edge_attr.dtype}: give both the module's "
+                             f"dtype")
         if edge_attr.dim() != 2 or edge_attr.size(1) != self.edge_dim:
             raise ValueError(f"'edge_attr' must have shape [E, edge_dim="
                              f"{self.edge_dim}] (the group's pair embedding;"

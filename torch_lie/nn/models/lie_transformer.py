@@ -330,10 +330,22 @@ class LieTransformer(torch.nn.Module):
                 optional :obj:`x`, and :obj:`batch` for a batch), or their
                 :class:`~torch_lie.data.LiftedData` from this model's lift.
         """
+        if not isinstance(data, Data):
+            raise TypeError(f"{type(self).__name__} takes point clouds as a "
+                            f"Data or Batch, e.g. model(Data(pos=pos, x=x)) "
+                            f"(got {type(data).__name__})")
         if isinstance(data, LiftedData):
             self._check_lifted(data)
         else:
             data = self.lift(data)
+        dtype = self.embedding.weight.dtype
+        for key in ('x', 'edge_attr'):
+            value = getattr(data, key, None)
+            if value is not None and value.dtype != dtype:
+                what = 'pos' if key == 'edge_attr' else key  # made from pos
+                raise ValueError(f"'{what}' is {value.dtype} but the model "
+                                 f"is {dtype}: convert one of them (e.g. "
+                                 f"model.to({value.dtype}))")
         x = data.x
         if x is None:
             if self.attention == 'softmax':
