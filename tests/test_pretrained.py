@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -10,7 +12,7 @@ from torch_lie.pretrained import (
 
 
 def test_shipped_models_load_and_predict():
-    assert available() == ['constellation-t2', 'springs-t2']
+    assert available() == ['constellation-t2', 'qm9-homo-t3', 'springs-t2']
     springs = from_pretrained('springs-t2')
     info = pretrained_info('springs-t2')
     assert 'examples/spring_dynamics.py' in info['command']
@@ -25,6 +27,28 @@ def test_shipped_models_load_and_predict():
     assert 'examples/constellation.py' in info['command']
     assert info['metrics']['test_accuracy'] > 0.6
     assert not counter.training
+
+    # QM9's HOMO (meV) from a T(3) model trained here on 10,000 molecules.
+    homo = from_pretrained('qm9-homo-t3')
+    info = pretrained_info('qm9-homo-t3')
+    assert 'examples/qm9.py' in info['command']
+    metrics = info['metrics']
+    assert metrics['config']['target'] == 'homo' and metrics['unit'] == 'meV'
+    assert metrics['split'] == [10_000, 1_000, 13_083]
+    assert 200 < metrics['test_mae'] < 300
+    from ase.build import molecule
+    from torch_geometric.data import Data
+
+    from torch_lie.datasets.qm9 import qm9_features
+    atoms = molecule('CH4')
+    z = torch.tensor(atoms.numbers)
+    pred = homo(Data(pos=torch.tensor(atoms.positions).float(),
+                     x=qm9_features(z), z=z))
+    value = float(pred) * metrics['target_std'] + metrics['target_mean']
+    assert -13_000 < value < -8_000  # methane's HOMO is -10,550 meV
+    import torch_lie.pretrained
+    folder = os.path.dirname(torch_lie.pretrained.__file__)
+    assert os.path.getsize(os.path.join(folder, 'qm9-homo-t3.pt')) < 10e6
 
 
 def test_save_and_load_a_file(tmp_path):
@@ -46,7 +70,7 @@ def test_save_and_load_a_file(tmp_path):
 
 def test_unknown_names_and_files(tmp_path):
     with pytest.raises(ValueError, match="No pretrained model 'nope' "
-                       r"\(shipped: constellation-t2, springs-t2"):
+                       r"\(shipped: constellation-t2, qm9-homo-t3, springs-t2"):
         from_pretrained('nope')
     path = tmp_path / 'bad.pt'
     path.write_bytes(b'garbage')
