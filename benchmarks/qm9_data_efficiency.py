@@ -50,6 +50,7 @@ MODELS = {
     'schnet': ['--model', 'schnet'],
     'dimenet++': ['--model', 'dimenet++'],
 }
+COLORS = {'lie-t3': 'C0', 'lie-se3': 'C1', 'schnet': 'C2', 'dimenet++': 'C3'}
 LABELS = {'lie-t3': 'LieTr-T3+aug (ours)', 'lie-se3': 'LieTr-SE3 (ours)',
           'schnet': "SchNet (PyG's)", 'dimenet++': "DimeNet++ (PyG's)"}
 #: Published test MAEs (meV) with about 110,000 training molecules: the
@@ -177,10 +178,11 @@ def plot(path: str, rows: list, published: dict, target: str,
         err = [[m - r['test_mae']['q1'] for m, r in zip(med, mine)],
                [r['test_mae']['q3'] - m for m, r in zip(med, mine)]]
         ax.errorbar(n, med, yerr=err, marker='o', capsize=3,
-                    label=LABELS[model])
-    for i, (name, value) in enumerate(published.items()):
-        ax.scatter([110_000], [value], marker='*', s=80, color=f'C{i}',
-                   edgecolors='k', label=f'{name}, published')
+                    color=COLORS[model], label=LABELS[model])
+    for i, (name, value) in enumerate(published.items()):  # models' order
+        ax.scatter([110_000 * 1.06**i], [value], marker='*', s=80,
+                   color=COLORS[list(MODELS)[i]], edgecolors='k',
+                   label=f'{name}, published')
     ax.set_xscale('log')
     ax.set_yscale('log')
     ax.set_xlabel('training molecules')
