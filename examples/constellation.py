@@ -76,6 +76,7 @@ from torch_lie.training import (
     Checkpointer,
     ChunkedLoader,
     check_counts,
+    check_out,
     exit_on_error,
     fit,
     load_runs,
@@ -103,6 +104,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_counts(PARSER, args, ('num_samples', 'hidden', 'layers', 'heads',
                                 'kernel_dim', 'epochs', 'batch_size', 'eval_batch_size',
                                 'max_pairs', 'num_train', 'num_test', 'threads'))
+    check_out(PARSER, args.out)
     if not args.lr > 0 or args.hidden % args.heads:
         PARSER.error('--lr must be positive and --hidden divisible by --heads')
     if args.save_pretrained and (args.model != 'lie' or args.pretrained):

@@ -65,7 +65,7 @@ from torch_lie.testing import (
     assert_invariant_in_distribution,
     assert_lifted_invariant,
 )
-from torch_lie.training import check_counts, markdown_table, save_json
+from torch_lie.training import check_counts, check_out, markdown_table, save_json
 from torch_lie.transforms import Lift, RandomMotion
 from torch_lie.utils import check_device
 from torch_lie.visualization import plot_predictions
@@ -186,6 +186,7 @@ def main(argv=None) -> dict:
         PARSER.error(str(error))
     check_counts(PARSER, args, ('epochs', 'hidden', 'layers', 'heads',
                                 'batch_size', 'threads'))
+    check_out(PARSER, args.out)
     if not args.lr > 0:
         PARSER.error('--lr must be > 0')
     if os.path.exists(os.path.join(args.out, 'metrics.json')) and \

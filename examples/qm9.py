@@ -139,6 +139,7 @@ from torch_lie.pretrained import (
 from torch_lie.training import (
     Checkpointer,
     check_counts,
+    check_out,
     exit_on_error,
     fit,
     init_distributed,
@@ -395,6 +396,8 @@ def main(argv=None):
     for name in ('n_train', 'n_val'):
         if getattr(args, name, None) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if parser is PARSER and not args.pretrained:
+        check_out(parser, args.out)
     if parser is PARSER and not (args.lr > 0 and 0 <= args.warmup < 1):
         parser.error('--lr must be > 0 and --warmup in [0, 1)')
     given = [k for k in LIE_ONLY if getattr(args, k, None) not in (None, False)]

@@ -86,6 +86,7 @@ from torch_lie.pretrained import BUILDERS, from_pretrained, save_pretrained
 from torch_lie.training import (
     Checkpointer,
     check_counts,
+    check_out,
     exit_on_error,
     fit,
     load_runs,
@@ -113,6 +114,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 'kernel_dim', 'n_train', 'chunks_per_system',
                                 'train_systems', 'n_val', 'n_test', 'epochs',
                                 'batch_size', 'max_pairs', 'threads'))
+    check_out(PARSER, args.out)
     if 'scale' in args.augment:
         if args.max_scale is None:
             args.max_scale = 2.0

@@ -149,7 +149,8 @@ def test_model_flags_refused(run_example, root, tmp_path):
             (('--lr', '0'), '--lr must be > 0'),
             (('--warmup', '1'), '--warmup in [0, 1)'),
             (('--n-train', '0'), '--n-train must be >= 1'),
-            (('--eval-every', '0'), '--eval-every must be >= 1')]:
+            (('--eval-every', '0'), '--eval-every must be >= 1'),
+            (('--out', root + '/raw/gdb9.sdf'), 'is a file: give a folder')]:
         result = run_example('qm9', '--root', root, '--out', str(tmp_path),
                              *args, check=False)
         assert result.returncode == 2 and message in result.stderr, args

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from torch_lie.training import check_counts, load_runs
+from torch_lie.training import check_counts, check_out, load_runs
 
 
 def test_check_counts_is_a_usage_error(capsys):
@@ -17,6 +17,27 @@ def test_check_counts_is_a_usage_error(capsys):
         check_counts(parser, parser.parse_args(['--epochs', '0']), ['epochs'])
     assert info.value.code == 2
     assert 'x: error: --epochs must be >= 1' in capsys.readouterr().err
+
+
+def test_check_out_before_any_work(tmp_path, capsys, monkeypatch):
+    r"""--out is checked at parse time: a file, or a place that cannot be
+    written, is a usage error; a new folder in a writable place is fine."""
+    parser = argparse.ArgumentParser(prog='x')
+    check_out(parser, str(tmp_path / 'new' / 'run'))
+    assert not (tmp_path / 'new').exists()  # nothing made
+    (tmp_path / 'file').write_text('')
+    with pytest.raises(SystemExit) as info:
+        check_out(parser, str(tmp_path / 'file'))
+    assert info.value.code == 2
+    assert "is a file: give a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        check_out(parser, str(tmp_path / 'file' / 'run'))
+    assert 'is not a writable folder' in capsys.readouterr().err
+    import os
+    monkeypatch.setattr(os, 'access', lambda path, mode: False)
+    with pytest.raises(SystemExit):
+        check_out(parser, str(tmp_path / 'run'))
+    assert 'cannot be written' in capsys.readouterr().err
 
 
 def test_exit_on_error_prints_the_message_without_a_traceback():

@@ -7,7 +7,7 @@ from torch_lie.training.checkpoint import (
     read_checkpoint,
     set_rng_state,
 )
-from torch_lie.training.cli import check_counts, exit_on_error
+from torch_lie.training.cli import check_counts, check_out, exit_on_error
 from torch_lie.training.distributed import DistributedContext, init_distributed
 from torch_lie.training.loader import ChunkedLoader
 from torch_lie.training.loop import fit
@@ -26,6 +26,7 @@ __all__ = [
     'markdown_table',
     'load_runs',
     'check_counts',
+    'check_out',
     'exit_on_error',
     'BucketBatchSampler',
     'ChunkedLoader',

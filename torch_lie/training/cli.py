@@ -1,4 +1,5 @@
 import argparse
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -10,6 +11,22 @@ def check_counts(parser: argparse.ArgumentParser, args: argparse.Namespace,
     for name in names:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+
+
+def check_out(parser: argparse.ArgumentParser, path: str,
+              flag: str = '--out') -> None:
+    r"""Exits with a usage error of :obj:`parser` unless :obj:`path` can be
+    a folder the run writes into: not a file, and in a writable place (its
+    nearest existing folder), checked before any work."""
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        parser.error(f"{flag} '{path}' is a file: give a folder")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        parser.error(f"{flag} '{path}' cannot be written ('{existing}' is "
+                     f"not a writable folder)")
 
 
 def exit_on_error(main: Callable[[], Any]) -> None:
