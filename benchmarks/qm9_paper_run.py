@@ -27,7 +27,6 @@ from torch_geometric.loader import DataLoader  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     command,
     count_flops,
-    header,
     machine,
     mm_gflops,
     parser,
@@ -95,7 +94,11 @@ def main(argv=None) -> dict:
         'efficiency_vs_mm': flops / step_s / 1e9 / mm, 'mm_gflops': mm,
         'peak_memory_gb': memory, 'epoch_s': epoch_s,
         'run_hours': EPOCHS * epoch_s / 3600}
-    lines = header("The paper's QM9 run, projected", result) + [
+    m = result['machine']
+    lines = ["# The paper's QM9 run, projected", '',
+             f"Command: `{result['command']}`. Machine: {m.get('gpu', m['cpu'])}, "
+             f"{m['threads']} threads, torch {m['torch']}; load average "
+             f"{m['load_average']} at the start.", '',
         f"{result['parameters']:,} parameters, batch {args.batch_size} of "
         f"real QM9 molecules ({result['atoms_per_molecule']:.1f} atoms on "
         f"average): a training step {step_s:.3g} s (median of {repeats}), "

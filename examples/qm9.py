@@ -159,16 +159,13 @@ RECIPE = MODEL + ('batch_size', 'lr', 'betas', 'warmup', 'seed', 'split_seed',
 
 def make_config(args) -> dict:  # the run, with the defaults of its model and group
     config = {key: getattr(args, key) for key in RECIPE}
+    config['target'] = qm9_target_info(args.target).name
     if config['betas'] is None:
         config['betas'] = [0.5, 0.9] if args.paper_layout else [0.9, 0.999]
-    if args.paper_layout:  # the preset's, unless resized
-        config['target'] = qm9_target_info(args.target).name
-        config['augment'] = bool(args.augment)
-        return config
-    for key, value in DEFAULTS[args.model].items():
-        config[key] = value if config[key] is None else config[key]
-    config['target'] = qm9_target_info(args.target).name
-    if args.model != 'lie':  # invariant models: nothing to augment
+    if not args.paper_layout:  # the preset's sizes, unless resized
+        for key, value in DEFAULTS[args.model].items():
+            config[key] = value if config[key] is None else config[key]
+    if args.model != 'lie' or args.paper_layout:  # invariant: augment if asked
         config['augment'] = bool(args.augment)
         return config
     group = group_resolver(config['group'])

@@ -55,12 +55,17 @@ torch.serialization.add_safe_globals(
     [LiftedData, DataEdgeAttr, DataTensorAttr, GlobalStorage])
 
 
+def is_lifted(data: Data) -> bool:
+    r"""Whether :obj:`data` holds lifted elements (a
+    :class:`LiftedData`, or a batch of them collated as :obj:`Data`)."""
+    return isinstance(data, LiftedData) or 'point_index' in data
+
+
 def check_not_lifted(data: Data, what: str) -> None:
     r"""Raises a :class:`ValueError` naming :obj:`what` (a transform) if
-    :obj:`data` was lifted already: moving or lifting its points again would
-    leave its elements, neighbourhoods and pair embeddings those of the old
-    points."""
-    if isinstance(data, LiftedData) or 'point_index' in data:
+    :obj:`data` was lifted already: moving its points would leave its
+    elements, neighbourhoods and pair embeddings those of the old points."""
+    if is_lifted(data):
         raise ValueError(f"{what} got data lifted already (by "
                          f"{data.get('lift', 'a Lift')}): apply it to the "
                          f"point clouds, before the lift (e.g. "

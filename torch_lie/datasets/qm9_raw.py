@@ -23,6 +23,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from torch_lie.utils.checks import check_int
+
 __all__ = ['QM9PACK_COLUMNS', 'read_qm9pack', 'prepare_qm9']
 
 _INSTALL = "pip install 'torch-lie[qm9]'"
@@ -49,13 +51,6 @@ _ELEMENTS = ('H', 'C', 'N', 'O', 'F')
 _PARTS = ('qm9_part1.csv', 'qm9_part2.csv', 'qm9_part3.csv')
 
 
-def _require(module: str, what: str):
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"{what} needs '{module}': {_INSTALL}") from None
-
-
 def _qm9pack_folder() -> str:
     # qm9pack's own get_data() reads these files; importing the package
     # needs pkg_resources, which setuptools >= 81 no longer ships.
@@ -80,9 +75,10 @@ def read_qm9pack(num_molecules: Optional[int] = None,
         folder (str, optional): The folder of :obj:`qm9pack`'s CSV files.
             (default: the installed package's)
     """
-    pd = _require('pandas', 'QM9 offline')
-    from torch_lie.utils.checks import check_int
-
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError(f"QM9 offline needs 'pandas': {_INSTALL}") from None
     if num_molecules is not None:
         num_molecules = check_int('num_molecules', num_molecules)
     folder = _qm9pack_folder() if folder is None else folder
@@ -111,8 +107,8 @@ def read_qm9pack(num_molecules: Optional[int] = None,
 
 def _numbers(text: str, where: str) -> np.ndarray:
     try:
-        return np.array(text.strip('[]').replace('[', '').replace(']', '')
-                        .split(','), dtype=np.float64)
+        return np.array(text.replace('[', '').replace(']', '').split(','),
+                        dtype=np.float64)
     except ValueError:
         raise ValueError(f"{where}: 'XYZ_Ang' is not a list of coordinates "
                          f"({text[:40]!r}...)") from None
@@ -152,9 +148,7 @@ def _molecule(row: Any, Chem, rdDetermineBonds) -> Tuple[Any, int, bool]:
     radius = np.array([table.GetRcovalent(s) for s in symbols])
     bonded = (dist[hydrogens, heavy[owner]] <=
               1.3 * (radius[hydrogens] + radius[heavy[owner]])).all()
-    geometry = Chem.MolFromXYZBlock(f'{len(heavy)}\n\n' + '\n'.join(
-        '{} {:.10f} {:.10f} {:.10f}'.format(symbols[i], *pos[i].tolist())
-        for i in heavy))  # RDKit's XYZ reader takes no exponents
+    geometry = _xyz_molecule([symbols[i] for i in heavy], pos[heavy], Chem)
     rdDetermineBonds.DetermineConnectivity(geometry)  # from the distances
 
     template = Chem.MolFromSmiles(row.SMILES)
@@ -203,13 +197,19 @@ def _molecule(row: Any, Chem, rdDetermineBonds) -> Tuple[Any, int, bool]:
     return mol, extra, True
 
 
+def _xyz_molecule(symbols: Sequence[str], pos: np.ndarray, Chem):
+    r"""Atoms without bonds, read by RDKit from an XYZ block (its reader
+    takes no exponents: fixed-point coordinates)."""
+    return Chem.MolFromXYZBlock(f'{len(symbols)}\n\n' + '\n'.join(
+        '{} {:.10f} {:.10f} {:.10f}'.format(s, *xyz)
+        for s, xyz in zip(symbols, pos.tolist())))
+
+
 def _perceived(symbols: Sequence[str], pos: np.ndarray, where: str, Chem,
                rdDetermineBonds):
     r"""The molecule with the bonds and charges that RDKit perceives from
     its geometry alone (xyz2mol, neutral)."""
-    mol = Chem.MolFromXYZBlock(f'{len(symbols)}\n\n' + '\n'.join(
-        '{} {:.10f} {:.10f} {:.10f}'.format(s, *xyz)
-        for s, xyz in zip(symbols, pos.tolist())))
+    mol = _xyz_molecule(symbols, pos, Chem)
     try:
         rdDetermineBonds.DetermineBonds(mol, charge=0)
     except ValueError as error:

@@ -7,6 +7,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.transforms import BaseTransform
 
 from torch_lie.data import LiftedData
+from torch_lie.data.lifted_data import is_lifted
 from torch_lie.groups import Group, group_resolver
 from torch_lie.utils import check_int, radius_graph
 
@@ -220,7 +221,7 @@ class Lift(BaseTransform):
             raise ValueError("'pos' contains NaN or infinite values")
 
     def forward(self, data: Data) -> LiftedData:
-        if isinstance(data, LiftedData) or 'point_index' in data:
+        if is_lifted(data):
             raise ValueError(f"The data are already lifted (by "
                              f"{data.get('lift', 'a Lift')}): lift point "
                              f"clouds once, either in the dataset's "
